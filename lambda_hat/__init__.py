@@ -1,0 +1,3 @@
+"""lambda-hat: estimate the local learning coefficient (LLC) of neural networks."""
+
+__version__ = "0.1.0"

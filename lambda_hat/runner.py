@@ -1,0 +1,122 @@
+"""One (target, sampler) run: guard precision, sample, estimate, describe the result."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .artifacts import package_versions
+from .errors import PrecisionError, SamplingFailed
+from .estimator import estimate_llc
+from .samplers import REGISTRY
+
+
+def process_dtype() -> str:
+    import jax
+
+    return "float64" if jax.config.jax_enable_x64 else "float32"
+
+
+def check_precision(declared: str, who: str) -> None:
+    """Refuse to run when the process's JAX precision is not the declared one.
+
+    x64 is process-global and set only from the environment (JAX_ENABLE_X64); flipping it at
+    run time would silently change every array, so a mismatch is an error, not a fix-up.
+    """
+    actual = process_dtype()
+    if actual != declared:
+        flag = "1" if declared == "float64" else "0"
+        raise PrecisionError(
+            f"{who} declares dtype {declared} but this process runs JAX in {actual}: "
+            f"start it with JAX_ENABLE_X64={flag}"
+        )
+
+
+def run_warnings(summary: dict) -> list[str]:
+    """Checks a user should see before trusting the number."""
+    warnings = []
+    if summary["chains_failed"]:
+        warnings.append(f"{summary['chains_failed']} of {summary['chains_total']} chains "
+                        "produced NaN/Inf and were excluded")
+    r_hat = summary.get("r_hat")
+    if r_hat is not None and r_hat > 1.05:
+        warnings.append(f"R-hat {r_hat:.3f} > 1.05: chains disagree; sample longer")
+    ess = summary.get("ess")
+    if summary["markov_chain"] and ess is not None and ess < 100:
+        warnings.append(f"ESS {ess:.0f} < 100: the MCSE is unreliable; sample longer")
+    divergences = summary["stats"].get("divergences")
+    if divergences:
+        warnings.append(f"{divergences} divergent transitions: lower the step size "
+                        "or raise target_accept")
+    below = summary.get("fraction_below_loss_star")
+    if below is not None and below > 0.1:
+        warnings.append(f"{below:.0%} of draws have L_n below L_n(w*): w* is not a local "
+                        "minimum (the chain is still optimizing)")
+    return warnings
+
+
+def sample_run(experiment, sampler_name: str, target) -> tuple[dict, dict[str, np.ndarray]]:
+    """(summary, traces) for one sampler on one loaded target."""
+    from .posterior import make_posterior
+
+    settings = experiment.sampler(sampler_name)
+    spec = REGISTRY[settings["kind"]]
+    check_precision(settings["dtype"], f"sampler {sampler_name!r} (kind {spec.kind})")
+    started = time.perf_counter()
+    posterior, data, loss_star = make_posterior(
+        target, settings["beta"], settings["gamma"], settings["dtype"]
+    )
+    output = spec.load_run()(posterior, data, settings, settings["seed"])
+    loss_star = float(loss_star)
+    estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
+                            markov_chain=spec.is_markov_chain)
+    kept = output.loss[:, output.burn_in:]
+    wall = time.perf_counter() - started
+    true_llc = target.record["true_llc"]
+    summary = {
+        "experiment": experiment.name,
+        "target": target.record["name"],
+        "sampler": sampler_name,
+        "kind": spec.kind,
+        "markov_chain": spec.is_markov_chain,
+        "settings": settings,
+        "seed": settings["seed"],
+        "dtype": str(output.loss.dtype),
+        "n": posterior.n,
+        "d": posterior.d,
+        "beta": posterior.beta,
+        "gamma": posterior.gamma,
+        "nbeta": posterior.nbeta,
+        "loss_star": loss_star,
+        "true_llc": true_llc,
+        "multiplicity": target.record.get("multiplicity"),
+        "target_hash": target.record["hash"],
+        **estimate,
+        "fraction_below_loss_star": float(np.mean(kept < loss_star)) if kept.size else None,
+        "grad_evals": output.grad_evals,
+        "compile_seconds": output.compile_seconds,
+        "sample_seconds": output.sample_seconds,
+        "wall_seconds": wall,
+        "stats": output.stats,
+        "versions": package_versions(),
+    }
+    if estimate["llc_mean"] is not None and true_llc:
+        summary["rel_error"] = (estimate["llc_mean"] - true_llc) / true_llc
+    else:
+        summary["rel_error"] = None
+    ess = summary["ess"]
+    summary["ess_per_second"] = ess / output.sample_seconds if ess and output.sample_seconds else None
+    summary["ess_per_grad_eval"] = ess / output.grad_evals if ess and output.grad_evals else None
+    summary["warnings"] = run_warnings(summary)
+    if estimate["llc_mean"] is None:
+        raise SamplingFailed(
+            f"sampler {sampler_name!r}: all {estimate['chains_total']} chains produced NaN/Inf "
+            f"on target {target.record['name']!r}; lower step_size"
+            + (" or raise warmup" if spec.kind in ("hmc", "nuts") else "")
+        )
+    summary["status"] = "warning" if summary["warnings"] else "ok"
+    traces = {"loss": output.loss, "grad_evals_at": output.grad_evals_at,
+              "burn_in": np.asarray(output.burn_in), "loss_star": np.asarray(loss_star),
+              **output.traces}
+    return summary, traces

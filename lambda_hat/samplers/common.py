@@ -1,0 +1,46 @@
+"""What every sampler family returns, and the compile-then-run timing they share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+
+@dataclass
+class SamplerOutput:
+    """Traces of one run, chains first.
+
+    `loss[c, t]` is the full-data L_n at trace point t of chain c; the estimator averages
+    `loss[:, burn_in:]`. `grad_evals_at[t]` is the cumulative cost per chain, in full-gradient
+    equivalents, when trace point t was taken (warmup included).
+    """
+
+    loss: np.ndarray
+    burn_in: int
+    grad_evals_at: np.ndarray
+    traces: dict[str, np.ndarray] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    compile_seconds: float = 0.0
+    sample_seconds: float = 0.0
+
+    @property
+    def grad_evals(self) -> float:
+        """Total full-gradient equivalents over all chains."""
+        return float(self.grad_evals_at[-1]) * self.loss.shape[0]
+
+
+def compile_and_run(fn, *args):
+    """Run jit(fn)(*args), timing compilation and execution separately."""
+    started = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compiled_at = time.perf_counter()
+    result = jax.block_until_ready(compiled(*args))
+    finished = time.perf_counter()
+    return jax.tree.map(np.asarray, result), compiled_at - started, finished - compiled_at
+
+
+def chain_keys(seed: int, chains: int):
+    return jax.random.split(jax.random.key(seed), chains)
