@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate the local learning coefficient (LLC) of neural networks.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads JAX may use (default: all); the workflow passes "
+                             "each job's share")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="build one target (model, data, w*)",
@@ -133,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
+        if args.threads is not None:
+            from .threads import limit_xla_threads
+
+            limit_xla_threads(args.threads)
         args.func(args)
     except LambdaHatError as exc:
         lines = str(exc).splitlines() or [type(exc).__name__]

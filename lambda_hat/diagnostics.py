@@ -41,3 +41,26 @@ def chain_diagnostics(loss: np.ndarray) -> dict:
     if chains >= 2:
         result["r_hat"] = _finite_or_none(r_hat)
     return result
+
+
+def run_warnings(summary: dict) -> list[str]:
+    """Checks a user should see before trusting the number."""
+    warnings = []
+    if summary["chains_failed"]:
+        warnings.append(f"{summary['chains_failed']} of {summary['chains_total']} chains "
+                        "produced NaN/Inf and were excluded")
+    r_hat = summary.get("r_hat")
+    if r_hat is not None and r_hat > 1.05:
+        warnings.append(f"R-hat {r_hat:.3f} > 1.05: chains disagree; sample longer")
+    ess = summary.get("ess")
+    if summary["markov_chain"] and ess is not None and ess < 100:
+        warnings.append(f"ESS {ess:.0f} < 100: the MCSE is unreliable; sample longer")
+    divergences = summary["stats"].get("divergences")
+    if divergences:
+        warnings.append(f"{divergences} divergent transitions: lower the step size "
+                        "or raise target_accept")
+    below = summary.get("fraction_below_loss_star")
+    if below is not None and below > 0.1:
+        warnings.append(f"{below:.0%} of draws have L_n below L_n(w*): w* is not a local "
+                        "minimum (the chain is still optimizing)")
+    return warnings
