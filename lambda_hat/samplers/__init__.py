@@ -45,6 +45,7 @@ REGISTRY: dict[str, SamplerSpec] = {
                 "num_integration_steps": 16,
                 "target_accept": 0.8,
                 "adaptation": "per_chain",
+                "step_size_jitter": 0.2,
             },
         ),
         SamplerSpec(

@@ -13,15 +13,6 @@ from blackjax.adaptation.base import get_filter_adapt_info_fn
 from .common import SamplerOutput, chain_keys, compile_and_run
 
 
-def _sampling_algorithm(logdensity, settings, step_size, inverse_mass_matrix):
-    return blackjax.hmc(
-        logdensity,
-        step_size=step_size,
-        inverse_mass_matrix=inverse_mass_matrix,
-        num_integration_steps=settings["num_integration_steps"],
-    )
-
-
 def _adapt(logdensity, settings, key, position):
     adaptation = blackjax.window_adaptation(
         blackjax.hmc,
@@ -35,10 +26,20 @@ def _adapt(logdensity, settings, key, position):
 
 
 def _draws(posterior, data, logdensity, settings, key, state, step_size, inverse_mass_matrix):
-    kernel = _sampling_algorithm(logdensity, settings, step_size, inverse_mass_matrix).step
+    """Draws with the step size jittered uniformly by ±step_size_jitter per transition.
+
+    A fixed trajectory length resonates with near-Gaussian posteriors once the mass matrix
+    is adapted (every direction has a similar period): on a regular DLN the ESS of L_n fell
+    to ~20 of 4000 draws; ±20% jitter restored ~1200.
+    """
+    kernel = blackjax.mcmc.hmc.build_kernel()
+    jitter = settings["step_size_jitter"]
 
     def one_draw(state, step_key):
-        state, info = kernel(step_key, state)
+        jitter_key, step_key = jax.random.split(step_key)
+        scale = jax.random.uniform(jitter_key, (), step_size.dtype, 1 - jitter, 1 + jitter)
+        state, info = kernel(step_key, state, logdensity, step_size * scale, inverse_mass_matrix,
+                             settings["num_integration_steps"])
         loss = posterior.loss_from_logdensity(state.logdensity, state.position, data)
         return state, (loss, info.acceptance_rate, info.is_divergent)
 
