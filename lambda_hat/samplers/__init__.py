@@ -23,13 +23,15 @@ class SamplerSpec:
     defaults: dict = field(default_factory=dict)
     is_markov_chain: bool = True
     """False for VI: its history is an optimisation, not a chain, so no ESS / R-hat."""
+    function: str = "run"
+    """Entry point in `module`: kinds that share code (hmc, nuts) share a module."""
 
     @property
     def all_defaults(self) -> dict:
         return {**COMMON_DEFAULTS, "dtype": self.dtype, **self.defaults}
 
     def load_run(self):
-        return importlib.import_module(f"lambda_hat.samplers.{self.module}").run
+        return getattr(importlib.import_module(f"lambda_hat.samplers.{self.module}"), self.function)
 
 
 REGISTRY: dict[str, SamplerSpec] = {
@@ -46,6 +48,19 @@ REGISTRY: dict[str, SamplerSpec] = {
                 "target_accept": 0.8,
                 "adaptation": "per_chain",
                 "step_size_jitter": 0.2,
+            },
+        ),
+        SamplerSpec(
+            kind="nuts",
+            module="hmc",
+            function="run_nuts",
+            dtype="float64",
+            defaults={
+                "warmup": 500,
+                "draws": 1000,
+                "max_tree_depth": 10,
+                "target_accept": 0.8,
+                "adaptation": "per_chain",
             },
         ),
         SamplerSpec(

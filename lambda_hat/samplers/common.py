@@ -1,12 +1,36 @@
-"""What every sampler family returns, and the compile-then-run timing they share."""
+"""What every sampler family returns, the compile-then-run timing they share, and the small
+interface a sampler needs from a posterior (so tests can hand it any potential)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+
+class PosteriorLike(Protocol):
+    """What samplers use of `lambda_hat.posterior.Posterior`.
+
+    The log density is −(nβ·loss + localizer); `data` is a pytree argument (never closed
+    over) holding at least `w_star`, the centre and starting point of every chain.
+    """
+
+    n: int
+    nbeta: float
+
+    def loss(self, w, data): ...
+
+    def minibatch_loss(self, w, data, key, batch_size: int): ...
+
+    def localizer(self, w, data): ...
+
+    def logdensity(self, w, data): ...
+
+    def loss_from_logdensity(self, logdensity, w, data): ...
 
 
 @dataclass
@@ -44,3 +68,13 @@ def compile_and_run(fn, *args):
 
 def chain_keys(seed: int, chains: int):
     return jax.random.split(jax.random.key(seed), chains)
+
+
+def broadcast_chains(tree, chains: int):
+    """Copy one state to a leading chain axis."""
+    return jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (chains, *jnp.shape(leaf))), tree)
+
+
+def is_auto(value) -> bool:
+    """Settings that the sampler tunes itself are written null or "auto"."""
+    return value is None or value == "auto"

@@ -1,0 +1,163 @@
+"""Collect run summaries into one table: one row per (target, sampler) run.
+
+The file format follows the output's suffix: `.parquet` (every column, typed; the table the
+workflow and users read), `.csv` (the same columns), `.html` (a compact human view for the
+Snakemake report). `true_llc` is null when no exact value is known; `ref_llc` is the estimate
+of an HMC run (kind `hmc`) on the same target, when the experiment has one, else null.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+from .artifacts import atomic_write_bytes, read_json
+from .errors import ArtifactError
+
+COLUMNS = [
+    "experiment", "target", "sampler", "kind", "dtype", "n", "d", "beta", "gamma", "nbeta",
+    "llc_mean", "llc_std", "llc_mcse", "ess", "ess_bulk", "ess_tail", "r_hat",
+    "true_llc", "rel_error", "multiplicity", "ref_sampler", "ref_llc", "ref_rel_error",
+    "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
+    "ess_per_second", "ess_per_grad_eval", "chains_total", "chains_failed", "draws_per_chain",
+    "seed", "loss_star", "status", "warnings", "settings",
+]
+TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
+                "warnings", "settings"}
+INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
+               "seed"}
+REQUIRED_KEYS = ("experiment", "target", "sampler", "kind", "llc_mean")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _row(summary: dict) -> dict:
+    row = {column: summary.get(column) for column in COLUMNS}
+    row["warnings"] = "; ".join(summary.get("warnings") or [])
+    row["settings"] = json.dumps(summary.get("settings") or {}, sort_keys=True)
+    return row
+
+
+def _reference(row: dict, rows: list[dict]) -> dict | None:
+    """The HMC run on the same target to compare against: same beta and gamma preferred,
+    then the smallest MCSE; None without a finite HMC estimate."""
+    candidates = [other for other in rows
+                  if other["target"] == row["target"] and other["kind"] == "hmc"
+                  and _finite(other["llc_mean"])]
+    if not candidates:
+        return None
+
+    def rank(other):
+        same_posterior = other["beta"] == row["beta"] and other["gamma"] == row["gamma"]
+        mcse = other["llc_mcse"] if _finite(other["llc_mcse"]) else math.inf
+        return (not same_posterior, mcse)
+
+    return min(candidates, key=rank)
+
+
+def collect(summary_paths) -> list[dict]:
+    """Rows in the order given (the workflow passes targets × samplers in config order)."""
+    rows = []
+    for path in summary_paths:
+        summary = read_json(path)
+        missing = [key for key in REQUIRED_KEYS if key not in summary]
+        if missing:
+            raise ArtifactError(f"{path}: not a run summary (missing {', '.join(missing)})")
+        rows.append(_row(summary))
+    for row in rows:
+        reference = _reference(row, rows)
+        if reference is not None:
+            row["ref_sampler"] = reference["sampler"]
+            row["ref_llc"] = reference["llc_mean"]
+            if _finite(row["llc_mean"]) and reference["llc_mean"]:
+                row["ref_rel_error"] = (row["llc_mean"] - reference["llc_mean"]) \
+                    / reference["llc_mean"]
+    return rows
+
+
+def to_frame(rows: list[dict]):
+    """A typed DataFrame: unknown numbers are nulls, never the text 'None'."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    for column in COLUMNS:
+        if column in TEXT_COLUMNS:
+            frame[column] = frame[column].astype("string")
+        elif column in INT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+        else:
+            frame[column] = pd.to_numeric(frame[column]).astype("Float64")
+    return frame
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def to_html(frame) -> str:
+    """A compact view: λ̂ ± MCSE next to the truth and the HMC reference."""
+    import pandas as pd
+
+    def get(row, column):
+        value = row[column]
+        return None if pd.isna(value) else value
+
+    headers = ["target", "sampler", "kind", "dtype", "λ̂ ± MCSE", "std (chains)", "true λ",
+               "rel. error", "HMC ref", "ESS", "R-hat", "grad evals", "sampling s", "status",
+               "warnings"]
+    body = []
+    for _, row in frame.iterrows():
+        mean, mcse = get(row, "llc_mean"), get(row, "llc_mcse")
+        estimate = _fmt(mean, 4) + ("" if mcse is None else f" ± {_fmt(mcse, 2)}")
+        rel = get(row, "rel_error")
+        cells = [
+            get(row, "target"), get(row, "sampler"), get(row, "kind"), get(row, "dtype"),
+            estimate, _fmt(get(row, "llc_std"), 3), _fmt(get(row, "true_llc"), 4),
+            "—" if rel is None else f"{rel:+.1%}", _fmt(get(row, "ref_llc"), 4),
+            _fmt(get(row, "ess"), 3), _fmt(get(row, "r_hat"), 4),
+            _fmt(get(row, "grad_evals"), 3), _fmt(get(row, "sample_seconds"), 3),
+            get(row, "status"), get(row, "warnings") or "",
+        ]
+        css = ' class="warning"' if get(row, "status") != "ok" else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+                    + "</tr>")
+    experiment = html.escape(str(frame["experiment"].iloc[0])) if len(frame) else ""
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>LLC estimates: {experiment}</title><style>"
+        "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "td:nth-child(-n+4),td:last-child,th{text-align:left}"
+        "tr.warning td{background:#fff4e0}</style></head><body>"
+        f"<h3>LLC estimates: experiment {experiment}</h3><table><thead><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+        + "</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></body></html>\n"
+    )
+
+
+def aggregate_runs(summary_paths, out) -> None:
+    """Write the table of the given run summaries to `out` (format from its suffix)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".html"):
+        raise ArtifactError(f"{out}: unknown table format {suffix!r}; "
+                            "use .parquet, .csv or .html")
+    frame = to_frame(collect(summary_paths))
+    if suffix == ".parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    elif suffix == ".csv":
+        data = frame.to_csv(index=False).encode()
+    else:
+        data = to_html(frame).encode()
+    atomic_write_bytes(out, data)

@@ -1,0 +1,171 @@
+"""Figures: diagnostics of one run, and every estimate of an experiment next to the truth.
+
+Matplotlib's object API (no pyplot, no GUI backend, no global state); each figure is rendered
+to memory and written atomically, so a crashed job never leaves half a PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import atomic_write_bytes, read_json, read_npz
+
+TRUTH_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.2}
+REFERENCE_STYLE = {"color": "tab:green", "linestyle": ":", "linewidth": 1.5}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(figure, out) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    atomic_write_bytes(out, buffer.getvalue())
+
+
+def _number(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}g}"
+
+
+def running_llc(loss: np.ndarray, burn_in: int, loss_star: float, nbeta: float) -> np.ndarray:
+    """(chains, T - burn_in): each chain's LLC estimate using its draws so far."""
+    kept = np.asarray(loss, np.float64)[:, burn_in:]
+    steps = np.arange(1, kept.shape[1] + 1)
+    return nbeta * (np.cumsum(kept, axis=1) / steps - loss_star)
+
+
+def plot_run(run_dir, out) -> None:
+    """Running LLC estimate (± 2 s.e. across chains) and loss per chain against gradient
+    evaluations; the ELBO history too when the run recorded one (variational inference)."""
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / "summary.json")
+    trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in", "loss_star"))
+    loss = np.atleast_2d(np.asarray(trace["loss"], np.float64))
+    chains, steps = loss.shape
+    burn_in = int(trace["burn_in"])
+    loss_star = float(trace["loss_star"])
+    x = np.asarray(trace.get("grad_evals_at", np.arange(steps)), np.float64).ravel()
+    xlabel = "gradient evaluations per chain (full-batch equivalents)"
+    if x.shape[0] != steps:
+        x, xlabel = np.arange(steps, dtype=np.float64), "trace point"
+    elbo = trace.get("elbo")
+    panels = 3 if elbo is not None else 2
+    figure = _figure(8.0, 2.9 * panels + 0.6)
+    axes = figure.subplots(panels, 1)
+
+    ax = axes[0]
+    running = running_llc(loss, burn_in, loss_star, summary["nbeta"])
+    xs = x[burn_in:]
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(running)
+        count = finite.sum(axis=0)
+        pooled = np.where(count > 0, np.nansum(np.where(finite, running, 0), axis=0)
+                          / np.maximum(count, 1), np.nan)
+    for chain in range(chains):
+        ax.plot(xs, running[chain], linewidth=0.7, alpha=0.6)
+    ax.plot(xs, pooled, color="black", linewidth=1.8, label="pooled running mean")
+    if chains > 1 and running.shape[1]:
+        with np.errstate(invalid="ignore"):
+            se = np.nanstd(running, axis=0, ddof=1) / np.sqrt(np.maximum(count, 1))
+        ax.fill_between(xs, pooled - 2 * se, pooled + 2 * se, color="gray", alpha=0.3,
+                        label="± 2 s.e. across chains")
+    if summary.get("true_llc") is not None:
+        ax.axhline(summary["true_llc"], label=f"exact λ = {summary['true_llc']:.4g}",
+                   **TRUTH_STYLE)
+    ax.set_ylabel("running λ̂")
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(
+        f"{summary['target']} / {summary['sampler']} ({summary['kind']}, {summary['dtype']}): "
+        f"λ̂ = {_number(summary.get('llc_mean'))} ± {_number(summary.get('llc_mcse'), 2)} "
+        f"(MCSE), true {_number(summary.get('true_llc'))}", fontsize=10)
+
+    ax = axes[1]
+    for chain in range(chains):
+        ax.plot(x, loss[chain], linewidth=0.7, alpha=0.8, label=f"chain {chain}")
+    if burn_in > 0:
+        ax.axvspan(x[0], x[min(burn_in, steps - 1)], color="gray", alpha=0.15,
+                   label="burn-in (discarded)")
+    ax.axhline(loss_star, color="black", linestyle=":", linewidth=1.2, label="L_n(w*)")
+    ax.set_ylabel("L_n(w)")
+    ax.set_xlabel(xlabel)
+    if chains <= 8:
+        ax.legend(loc="best", fontsize=7, ncol=2)
+
+    if elbo is not None:
+        ax = axes[2]
+        elbo = np.atleast_2d(np.asarray(elbo, np.float64))
+        for row in elbo:
+            ax.plot(np.arange(row.shape[0]), row, linewidth=0.8)
+        ax.set_ylabel("ELBO")
+        ax.set_xlabel("optimisation step")
+    warnings = summary.get("warnings") or []
+    if warnings:
+        figure.suptitle("warnings: " + "; ".join(warnings), fontsize=7, color="tab:orange",
+                        wrap=True)
+    _save(figure, out)
+
+
+def plot_summary(table, out) -> None:
+    """λ̂ per sampler, one panel per target: ± 2 MCSE (thick), ± 1 std across chains (thin),
+    exact λ dashed, HMC reference dotted; runs with warnings in orange."""
+    import pandas as pd
+
+    frame = pd.read_parquet(table)
+    targets = list(dict.fromkeys(frame["target"]))
+    samplers = list(dict.fromkeys(frame["sampler"]))
+    columns = min(3, max(1, len(targets)))
+    rows = math.ceil(len(targets) / columns) if targets else 1
+    width = max(4.0, 0.55 * len(samplers) + 2.0)
+    figure = _figure(width * columns, 3.6 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+
+    def value(row, column):
+        item = row[column]
+        return None if pd.isna(item) else float(item)
+
+    for ax, target in zip(axes, targets):
+        part = frame[frame["target"] == target]
+        positions = {name: i for i, name in enumerate(samplers)}
+        for _, row in part.iterrows():
+            mean = value(row, "llc_mean")
+            if mean is None:
+                continue
+            x = positions[row["sampler"]]
+            color = "tab:blue" if row["status"] == "ok" else "tab:orange"
+            std, mcse = value(row, "llc_std"), value(row, "llc_mcse")
+            if std is not None:
+                ax.errorbar(x, mean, yerr=std, color=color, linewidth=0.9, capsize=4)
+            if mcse is not None:
+                ax.errorbar(x, mean, yerr=2 * mcse, color=color, linewidth=3.5)
+            ax.plot(x, mean, "o", color=color, markersize=6)
+        truth = part["true_llc"].dropna()
+        if len(truth):
+            ax.axhline(float(truth.iloc[0]), label=f"exact λ = {float(truth.iloc[0]):.4g}",
+                       **TRUTH_STYLE)
+        reference = part["ref_llc"].dropna()
+        if len(reference):
+            ax.axhline(float(reference.iloc[0]),
+                       label=f"HMC reference = {float(reference.iloc[0]):.4g}",
+                       **REFERENCE_STYLE)
+        first = part.iloc[0]
+        ax.set_title(f"{target} (d = {first['d']}, n = {first['n']})", fontsize=10)
+        ax.set_xticks(range(len(samplers)), samplers, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(samplers) - 0.4)
+        ax.set_ylabel("λ̂")
+        if len(truth) or len(reference):
+            ax.legend(loc="best", fontsize=8)
+    for ax in axes[len(targets):]:
+        ax.set_visible(False)
+    experiment = frame["experiment"].iloc[0] if len(frame) else ""
+    figure.suptitle(f"LLC estimates, experiment {experiment}", fontsize=11)
+    _save(figure, out)

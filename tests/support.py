@@ -1,0 +1,46 @@
+"""Helpers for tests that drive the `lambda-hat` CLI in a subprocess.
+
+JAX's x64 switch is process-global and read from the environment, so each precision gets its
+own process, exactly as the workflow runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+CLI = [sys.executable, "-m", "lambda_hat.cli"]
+
+
+def run_cli(*args, x64: bool, cwd=None, threads: int | None = 1) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JAX_ENABLE_X64": "1" if x64 else "0"}
+    prefix = ["--threads", str(threads)] if threads else []
+    return subprocess.run([*CLI, *prefix, *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def write_config(directory: Path, config: dict, name: str = "experiment.yaml") -> Path:
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def build_and_sample(tmp_path: Path, config: dict, target: str, samplers: dict[str, bool]):
+    """Build `target`, run each sampler (name -> x64) on it; return {sampler: summary}."""
+    path = write_config(tmp_path, config)
+    target_dir = tmp_path / "targets" / target
+    done = run_cli("build", "--config", path, "--target", target, "--out", target_dir, x64=True)
+    assert done.returncode == 0, done.stderr
+    summaries = {}
+    for sampler, x64 in samplers.items():
+        out = tmp_path / "runs" / target / sampler
+        done = run_cli("sample", "--config", path, "--target-dir", target_dir,
+                       "--sampler", sampler, "--out", out, x64=x64)
+        assert done.returncode == 0, done.stderr
+        summaries[sampler] = json.loads((out / "summary.json").read_text())
+    return summaries

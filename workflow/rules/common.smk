@@ -1,0 +1,102 @@
+# Helpers shared by the rule files: the checked experiment, file layout, per-job configs.
+#
+# Every job receives, as a parameter, the canonical JSON (sorted keys) of exactly the part of
+# the experiment it depends on, and hands that same text to the CLI as its experiment file.
+# So Snakemake's params trigger reruns precisely when a job's inputs change, and a job can
+# never read a config file that was edited after Snakemake planned it.
+
+import re
+
+from snakemake.exceptions import WorkflowError
+
+from lambda_hat.config import Experiment, canonical_json, check_experiment
+
+
+def experiment_source():
+    """How error messages name the experiment: the file(s) it came from."""
+    files = workflow.overwrite_configfiles or ["config/config.yaml"]
+    return ", ".join(map(str, files))
+
+
+def check_config(config):
+    """Stop before any job starts, listing every problem in the experiment, one per line."""
+    problems = check_experiment(config, experiment_source())
+    if problems:
+        raise WorkflowError(
+            "the experiment is not valid (nothing was run):\n  " + "\n  ".join(problems)
+        )
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (or nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+# File layout: names from the experiment are the wildcards.
+TARGET_DIR = "results/{experiment}/targets/{target}"
+RUN_DIR = "results/{experiment}/runs/{target}/{sampler}"
+PLOT_DIR = "results/{experiment}/plots"
+
+# Shared persistent XLA compilation cache (safe for concurrent jobs); not a rerun trigger.
+JAX_CACHE = "JAX_COMPILATION_CACHE_DIR=.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0"
+
+
+def x64_flag(dtype):
+    return "1" if dtype == "float64" else "0"
+
+
+def build_config(wildcards):
+    """What a target depends on: its resolved config and the experiment name."""
+    return canonical_json(
+        {"experiment": EXPERIMENT.name,
+         "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
+         "samplers": {}}
+    )
+
+
+def sample_config(wildcards):
+    """What a run depends on: the resolved sampler settings (posterior beta and gamma
+    included) and its target's config (whose artifacts are also an input)."""
+    return canonical_json(
+        {"experiment": EXPERIMENT.name,
+         "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
+         "samplers": {wildcards.sampler: EXPERIMENT.sampler(wildcards.sampler)}}
+    )
+
+
+def target_x64(wildcards):
+    return x64_flag(EXPERIMENT.target(wildcards.target)["dtype"])
+
+
+def sampler_x64(wildcards):
+    return x64_flag(EXPERIMENT.sampler(wildcards.sampler)["dtype"])
+
+
+def run_files(name, experiment=None):
+    """`name` in every run directory, targets × samplers in the experiment's order."""
+    return expand(
+        f"{RUN_DIR}/{name}",
+        experiment=experiment or EXPERIMENT.name,
+        target=EXPERIMENT.target_names,
+        sampler=EXPERIMENT.sampler_names,
+    )
+
+
+def summaries(wildcards):
+    return run_files("summary.json", wildcards.experiment)
+
+
+def final_outputs():
+    """Everything `rule all` asks for: the table, its HTML view, and every plot."""
+    name = EXPERIMENT.name
+    return [
+        f"results/{name}/llc.parquet",
+        f"results/{name}/llc.html",
+        f"results/{name}/plots/summary.png",
+        *expand(
+            f"{PLOT_DIR}/runs/{{target}}/{{sampler}}.png",
+            experiment=name,
+            target=EXPERIMENT.target_names,
+            sampler=EXPERIMENT.sampler_names,
+        ),
+    ]

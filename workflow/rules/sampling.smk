@@ -1,0 +1,46 @@
+# One job per (target, sampler): sample, then draw that run's diagnostic plots.
+
+
+rule sample:
+    input:
+        arrays=f"{TARGET_DIR}/target.npz",
+        record=f"{TARGET_DIR}/target.json",
+    output:
+        experiment=f"{RUN_DIR}/experiment.json",
+        trace=f"{RUN_DIR}/trace.npz",
+        summary=f"{RUN_DIR}/summary.json",
+    params:
+        config=sample_config,
+        x64=sampler_x64,
+    log:
+        "logs/{experiment}/sample/{target}/{sampler}.log",
+    benchmark:
+        "benchmarks/{experiment}/sample/{target}/{sampler}.tsv"
+    threads: 1
+    shell:
+        "printf '%s\\n' {params.config:q} > {output.experiment} && "
+        "{JAX_CACHE} JAX_ENABLE_X64={params.x64} "
+        "lambda-hat --threads {threads} sample --config {output.experiment} "
+        "--target-dir $(dirname {input.record}) --sampler {wildcards.sampler} "
+        "--out $(dirname {output.summary}) > {log} 2>&1"
+
+
+rule plot_run:
+    input:
+        trace=f"{RUN_DIR}/trace.npz",
+        summary=f"{RUN_DIR}/summary.json",
+    output:
+        report(
+            f"{PLOT_DIR}/runs/{{target}}/{{sampler}}.png",
+            caption="../report/run.rst",
+            category="Runs",
+            subcategory="{target}",
+            labels={"target": "{target}", "sampler": "{sampler}"},
+        ),
+    log:
+        "logs/{experiment}/plot_run/{target}/{sampler}.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_run/{target}/{sampler}.tsv"
+    threads: 1
+    shell:
+        "lambda-hat plot-run --run-dir $(dirname {input.summary}) --out {output} > {log} 2>&1"

@@ -1,0 +1,53 @@
+# Collect every run of the experiment: one table row per run, an HTML view, one figure.
+
+
+rule aggregate:
+    input:
+        summaries,
+    output:
+        "results/{experiment}/llc.parquet",
+    log:
+        "logs/{experiment}/aggregate.log",
+    benchmark:
+        "benchmarks/{experiment}/aggregate.tsv"
+    threads: 1
+    shell:
+        "lambda-hat aggregate {input} --out {output} > {log} 2>&1"
+
+
+rule table:
+    input:
+        summaries,
+    output:
+        report(
+            "results/{experiment}/llc.html",
+            caption="../report/table.rst",
+            category="Summary",
+            labels={"figure": "table of estimates"},
+        ),
+    log:
+        "logs/{experiment}/table.log",
+    benchmark:
+        "benchmarks/{experiment}/table.tsv"
+    threads: 1
+    shell:
+        "lambda-hat aggregate {input} --out {output} > {log} 2>&1"
+
+
+rule plot_summary:
+    input:
+        "results/{experiment}/llc.parquet",
+    output:
+        report(
+            f"{PLOT_DIR}/summary.png",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"figure": "estimates vs truth"},
+        ),
+    log:
+        "logs/{experiment}/plot_summary.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_summary.tsv"
+    threads: 1
+    shell:
+        "lambda-hat plot-summary --table {input} --out {output} > {log} 2>&1"

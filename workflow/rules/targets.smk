@@ -1,0 +1,21 @@
+# Build each target (model, data, optimum w*) once; every sampler reads the same artifacts.
+
+
+rule build_target:
+    output:
+        experiment=f"{TARGET_DIR}/experiment.json",
+        arrays=f"{TARGET_DIR}/target.npz",
+        record=f"{TARGET_DIR}/target.json",
+    params:
+        config=build_config,
+        x64=target_x64,
+    log:
+        "logs/{experiment}/build/{target}.log",
+    benchmark:
+        "benchmarks/{experiment}/build/{target}.tsv"
+    threads: 1
+    shell:
+        "printf '%s\\n' {params.config:q} > {output.experiment} && "
+        "{JAX_CACHE} JAX_ENABLE_X64={params.x64} "
+        "lambda-hat --threads {threads} build --config {output.experiment} "
+        "--target {wildcards.target} --out $(dirname {output.record}) > {log} 2>&1"
