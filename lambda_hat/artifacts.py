@@ -38,6 +38,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def prepare_output_dir(directory: str | os.PathLike) -> Path:
+    """Check before any work that `directory` can take our files, and clear temporaries a
+    killed run left behind (they never carry a final name, so nothing looks complete)."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe.", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise ArtifactError(f"{directory}: cannot write there ({exc.strerror or exc})") from None
+    for stale in directory.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    return directory
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()

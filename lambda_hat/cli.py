@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from .errors import LambdaHatError
 
@@ -25,6 +24,9 @@ def _build(args) -> None:
     from .targets import build_target, save_target
 
     check_precision(config["dtype"], f"target {args.target!r}")
+    from .artifacts import prepare_output_dir
+
+    prepare_output_dir(args.out)
     record, arrays = build_target(args.target, config, experiment.name)
     save_target(args.out, record, arrays)
     log.info("built target %s: n=%d d=%d L_n(w*)=%.6g true_llc=%s -> %s", args.target,
@@ -36,14 +38,14 @@ def _sample(args) -> None:
 
     experiment = Experiment.load(args.config)
     settings = experiment.sampler(args.sampler)
-    from .artifacts import write_json, write_npz
+    from .artifacts import prepare_output_dir, write_json, write_npz
     from .runner import check_precision, sample_run
     from .targets import load_target
 
     check_precision(settings["dtype"], f"sampler {args.sampler!r} (kind {settings['kind']})")
     target = load_target(args.target_dir)
+    out = prepare_output_dir(args.out)
     summary, traces = sample_run(experiment, args.sampler, target)
-    out = Path(args.out)
     write_npz(out / "trace.npz", traces)
     write_json(out / "summary.json", summary)
     for warning in summary["warnings"]:
@@ -143,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except LambdaHatError as exc:
         lines = str(exc).splitlines() or [type(exc).__name__]
-        for line in lines:
-            print(f"lambda-hat {args.command}: error: {line}", file=sys.stderr)
-        return 2 if "ConfigError" == type(exc).__name__ else 1
-    return 0
+    except OSError as exc:
+        lines = [f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")]
+    else:
+        return 0
+    for line in lines:
+        print(f"lambda-hat {args.command}: error: {line}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
