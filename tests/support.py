@@ -6,19 +6,29 @@ own process, exactly as the workflow runs it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 CLI = [sys.executable, "-m", "lambda_hat.cli"]
 
+# One persistent compilation cache for the test session, as the workflow shares one between
+# jobs: repeated runs of a sampler then skip XLA compilation.
+COMPILATION_CACHE = tempfile.mkdtemp(prefix="lambda-hat-test-jax-cache-")
+atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
+
 
 def run_cli(*args, x64: bool, cwd=None, threads: int | None = 1) -> subprocess.CompletedProcess:
-    env = {**os.environ, "JAX_ENABLE_X64": "1" if x64 else "0"}
+    env = {**os.environ, "JAX_ENABLE_X64": "1" if x64 else "0",
+           "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     prefix = ["--threads", str(threads)] if threads else []
     return subprocess.run([*CLI, *prefix, *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
