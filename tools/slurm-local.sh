@@ -4,8 +4,10 @@
 #   bash tools/slurm-local.sh start|stop|status
 #
 # Debian/Ubuntu, as root, without systemd: every daemon is started by hand, writes a PID
-# file and listens on 127.0.0.1 only. `start` is idempotent: running daemons (found by their
-# PID files) are left alone, so a second `start` takes a second or two. See tools/README-slurm.md.
+# file and listens on loopback only (127.0.0.1, or whatever loopback address the hostname
+# resolves to; see pick_address). `start` is idempotent: running daemons (found by their PID
+# files) are left alone, so a second `start` takes about 1.5 s. `status` exits 0 only when
+# all five daemons run. See tools/README-slurm.md.
 #
 # Environment (all optional):
 #   SLURM_LOCAL_DIR        state dir (configs, DB, spool, logs, PID files) [/var/lib/lambda-hat-slurm]
@@ -229,6 +231,7 @@ PartitionName=$PARTITION Nodes=$node Default=YES MaxTime=INFINITE State=UP" && C
 AuthType=auth/munge
 DbdHost=$node
 DbdAddr=$ADDR
+${COMM_PARAMS/,NoCtldInAddrAny/}
 DbdPort=6819
 SlurmUser=root
 DebugLevel=info
@@ -277,7 +280,7 @@ start_munged() {
   chmod 400 /etc/munge/munge.key
   say "starting munged"
   runuser -u munge -- /usr/sbin/munged --force \
-    --pid-file="${PIDFILE[munged]}" --log-file="${LOGFILE[munged]}" ||
+    --pid-file="${PIDFILE[munged]}" --log-file="${LOGFILE[munged]}" 9>&- ||
     fail "munged did not start" munged
   wait_for "$TIMEOUT" bash -c 'munge -n | unmunge' || fail "munge credentials do not work" munged
 }
@@ -292,7 +295,7 @@ start_mariadbd() {
         --skip-test-db >>"${LOGFILE[mariadbd]}" 2>&1 || fail "mariadb-install-db failed" mariadbd
     fi
     say "starting mariadbd (127.0.0.1:$DB_PORT)"
-    setsid /usr/sbin/mariadbd --defaults-file="$MY_CNF" </dev/null >>"${LOGFILE[mariadbd]}" 2>&1 &
+    setsid /usr/sbin/mariadbd --defaults-file="$MY_CNF" </dev/null >>"${LOGFILE[mariadbd]}" 2>&1 9>&- &
     wait_for "$TIMEOUT" mariadb-admin --no-defaults --socket="$DB_SOCK" -uroot ping ||
       fail "mariadbd did not come up" mariadbd
     wait_for 10 running mariadbd || fail "mariadbd wrote no PID file ${PIDFILE[mariadbd]}" mariadbd
@@ -310,7 +313,7 @@ start_slurm_daemon() {  # start_slurm_daemon NAME: slurmdbd/slurmctld/slurmd dae
   local name=$1
   running "$name" && return 0
   say "starting $name"
-  "/usr/sbin/$name" </dev/null >>"${LOGFILE[$name]}" 2>&1 || fail "$name exited with an error" "$name"
+  "/usr/sbin/$name" </dev/null >>"${LOGFILE[$name]}" 2>&1 9>&- || fail "$name exited with an error" "$name"
   wait_for "$TIMEOUT" running "$name" || fail "$name is not running (no live PID in ${PIDFILE[$name]})" "$name"
 }
 
@@ -375,40 +378,55 @@ SLURM_LOCAL_LOG_DIR=$LOG_DIR
 SLURM_CONF=$SLURM_CONF_FILE" || true
 }
 
-stop_daemon() {
-  local name=$1 pid i
-  pid=$(daemon_pid "$name") || { rm -f "${PIDFILE[$name]}"; return 0; }
-  say "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do  # 60 s
-    [[ -e /proc/$pid ]] || break
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || break
-    sleep 0.2
+alive_as() { [[ -e /proc/$1 && $(cat "/proc/$1/comm" 2>/dev/null) == "$2" ]]; }
+
+# stop_daemons NAME...: SIGTERM the named daemons (found by PID file) together, wait up to
+# 60 s for all of them to exit, then SIGKILL stragglers. Never matches processes by name.
+stop_daemons() {
+  local name pid i left
+  local -A pids=()
+  for name in "$@"; do
+    if pid=$(daemon_pid "$name"); then
+      say "stopping $name (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      pids[$name]=$pid
+    else
+      rm -f "${PIDFILE[$name]}"
+    fi
   done
-  if [[ -e /proc/$pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]]; then
-    say "$name (pid $pid) ignored SIGTERM for 60 s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
-  rm -f "${PIDFILE[$name]}"
+  for ((i = 0; i < 600; i++)); do  # 60 s
+    left=0
+    for name in "${!pids[@]}"; do alive_as "${pids[$name]}" "$name" && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for name in "${!pids[@]}"; do
+    if alive_as "${pids[$name]}" "$name"; then
+      say "$name (pid ${pids[$name]}) ignored SIGTERM for 60 s, sending SIGKILL"
+      kill -KILL "${pids[$name]}" 2>/dev/null || true
+    fi
+    rm -f "${PIDFILE[$name]}"
+  done
 }
 
 cmd_start() {
   require_root
   require_apt
   mkdir -p "$STATE_DIR"
+  # Serialise concurrent starts. fd 9 holds the lock: daemons are started with 9>&-, or
+  # they would inherit it and every later start would block forever.
   exec 9>"$STATE_DIR/lock"
-  flock 9
+  flock -w 600 9 || die 1 "another start holds $STATE_DIR/lock"
   install_packages
   CONF_CHANGED=0
   write_configs
   if ((CONF_CHANGED)); then
     # a changed slurm.conf/slurmdbd.conf needs the Slurm daemons restarted
-    local d restarted=0
-    for d in slurmd slurmctld slurmdbd; do
-      if running "$d"; then stop_daemon "$d"; restarted=1; fi
-    done
-    if ((restarted)); then say "configuration changed: Slurm daemons restarted"; fi
+    if running slurmd || running slurmctld || running slurmdbd; then
+      say "configuration changed: restarting the Slurm daemons"
+      stop_daemons slurmd slurmctld
+      stop_daemons slurmdbd
+    fi
   fi
   prepare_dirs
   start_munged
@@ -427,8 +445,10 @@ cmd_start() {
 
 cmd_stop() {
   require_root
-  local i
-  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_daemon "${DAEMONS[i]}"; done
+  # slurmdbd outlives slurmctld (which reports to it on shutdown), MariaDB outlives slurmdbd
+  stop_daemons slurmd slurmctld
+  stop_daemons slurmdbd
+  stop_daemons mariadbd munged
   echo "Slurm stopped"
 }
 

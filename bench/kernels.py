@@ -1,0 +1,92 @@
+"""In-process kernel measurements for one precision (run by bench/run.py in a subprocess
+whose JAX_ENABLE_X64 matches). Prints one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lambda_hat.config import Experiment
+from lambda_hat.posterior import make_posterior
+from lambda_hat.samplers import REGISTRY
+from lambda_hat.targets import Target, build_target
+
+
+def matmul_peak(dtype, size: int = 2048, repeats: int = 20) -> float:
+    """Best-of-`repeats` GFLOP/s of one large square matmul: the machine's arithmetic limit."""
+    key_a, key_b = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(key_a, (size, size), dtype)
+    b = jax.random.normal(key_b, (size, size), dtype)
+    product = jax.jit(lambda a, b: a @ b)
+    product(a, b).block_until_ready()
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def gradient_flops(sizes: list[int], n: int) -> float:
+    """FLOPs of one full-data value-and-gradient of an MLP, matmuls only (they dominate):
+    forward 2n·Σ fan_in·fan_out; backward the same for weight gradients, plus the input
+    gradients of every layer but the first."""
+    layers = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
+    return 2 * n * (2 * sum(layers) + sum(layers[1:]))
+
+
+def bench_target(n: int, dtype: str) -> Target:
+    raw = {
+        "experiment": "bench",
+        "targets": {"mlp": {"model": {"kind": "mlp", "in_dim": 16, "widths": [64, 64, 64],
+                                      "out_dim": 1, "activation": "tanh"},
+                            "data": {"n": n}, "seed": 0, "dtype": dtype,
+                            "training": {"steps": 300}}},
+        "samplers": {"unused": {"kind": "hmc"}},
+    }
+    record, arrays = build_target("mlp", Experiment(raw, "bench").target("mlp"), "bench")
+    return Target(record=record, **arrays)
+
+
+def run_sampler(target: Target, kind: str, dtype: str, settings: dict):
+    spec = REGISTRY[kind]
+    resolved = {"kind": kind, **spec.all_defaults, "beta": "auto", "gamma": 1.0,
+                "dtype": dtype, **settings}
+    posterior, data, _ = make_posterior(target, resolved["beta"], resolved["gamma"], dtype)
+    return spec.load_run()(posterior, data, resolved, 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full-batch", nargs="*", default=[], help="kinds to time on the MLP")
+    parser.add_argument("--sgld", nargs="*", default=[], help="SGLD-family kinds to time")
+    parser.add_argument("--n", type=int, default=10000)
+    args = parser.parse_args()
+    dtype = "float64" if jax.config.jax_enable_x64 else "float32"
+    result = {"dtype": dtype, "peak_gflops": matmul_peak(jnp.dtype(dtype))}
+    target = bench_target(args.n, dtype)
+    sizes = [16, 64, 64, 64, 1]
+    flops_per_grad = gradient_flops(sizes, args.n)
+    result["d"] = target.record["d"]
+    for kind in args.full_batch:
+        output = run_sampler(target, kind, dtype, {"chains": 4, "warmup": 50, "draws": 50})
+        gflops = output.grad_evals * flops_per_grad / output.sample_seconds / 1e9
+        result[kind] = {"gflops": gflops, "fraction_of_peak": gflops / result["peak_gflops"],
+                        "grad_evals": output.grad_evals, "sample_seconds": output.sample_seconds,
+                        "compile_seconds": output.compile_seconds}
+    for kind in args.sgld:
+        output = run_sampler(target, kind, dtype,
+                             {"chains": 4, "steps": 2000, "batch_size": 256})
+        result[kind] = {"steps_per_second": 4 * 2000 / output.sample_seconds,
+                        "sample_seconds": output.sample_seconds,
+                        "compile_seconds": output.compile_seconds}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
