@@ -1,15 +1,18 @@
-# Helpers shared by the rule files: the checked experiment, file layout, per-job configs.
+# Shared helpers, included before the rules: the checked experiment, file layout, job configs.
 #
-# Every job receives, as a parameter, the canonical JSON (sorted keys) of exactly the part of
-# the experiment it depends on, and hands that same text to the CLI as its experiment file.
-# So Snakemake's params trigger reruns precisely when a job's inputs change, and a job can
-# never read a config file that was edited after Snakemake planned it.
+# Every job receives, as a parameter, canonical text (sorted keys, defaults resolved) of
+# exactly the part of the experiment it depends on, and hands that same text to the CLI as
+# its experiment file. So Snakemake's params trigger reruns precisely when what a job depends
+# on changes, and a job never reads a config file edited after Snakemake planned it.
+# The text is YAML, not JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
 
+import math
 import re
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
-from lambda_hat.config import Experiment, canonical_json, check_experiment
+from lambda_hat.config import Experiment, check_experiment
 
 
 def experiment_source():
@@ -37,17 +40,18 @@ TARGET_DIR = "results/{experiment}/targets/{target}"
 RUN_DIR = "results/{experiment}/runs/{target}/{sampler}"
 PLOT_DIR = "results/{experiment}/plots"
 
-# Shared persistent XLA compilation cache (safe for concurrent jobs); not a rerun trigger.
-JAX_CACHE = "JAX_COMPILATION_CACHE_DIR=.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0"
-
-
 def x64_flag(dtype):
     return "1" if dtype == "float64" else "0"
 
 
+def canonical_yaml(experiment):
+    """Key-order independent text (Snakemake compares params by repr)."""
+    return yaml.safe_dump(experiment, sort_keys=True, default_flow_style=False, width=math.inf)
+
+
 def build_config(wildcards):
     """What a target depends on: its resolved config and the experiment name."""
-    return canonical_json(
+    return canonical_yaml(
         {"experiment": EXPERIMENT.name,
          "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
          "samplers": {}}
@@ -57,7 +61,7 @@ def build_config(wildcards):
 def sample_config(wildcards):
     """What a run depends on: the resolved sampler settings (posterior beta and gamma
     included) and its target's config (whose artifacts are also an input)."""
-    return canonical_json(
+    return canonical_yaml(
         {"experiment": EXPERIMENT.name,
          "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
          "samplers": {wildcards.sampler: EXPERIMENT.sampler(wildcards.sampler)}}
@@ -87,7 +91,7 @@ def summaries(wildcards):
 
 
 def final_outputs():
-    """Everything `rule all` asks for: the table, its HTML view, and every plot."""
+    """The default target (`all`): the table, its HTML view, and every plot."""
     name = EXPERIMENT.name
     return [
         f"results/{name}/llc.parquet",

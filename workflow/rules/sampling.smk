@@ -6,7 +6,7 @@ rule sample:
         arrays=f"{TARGET_DIR}/target.npz",
         record=f"{TARGET_DIR}/target.json",
     output:
-        experiment=f"{RUN_DIR}/experiment.json",
+        experiment=f"{RUN_DIR}/experiment.yaml",
         trace=f"{RUN_DIR}/trace.npz",
         summary=f"{RUN_DIR}/summary.json",
     params:
@@ -18,8 +18,9 @@ rule sample:
         "benchmarks/{experiment}/sample/{target}/{sampler}.tsv"
     threads: 1
     shell:
-        "printf '%s\\n' {params.config:q} > {output.experiment} && "
-        "{JAX_CACHE} JAX_ENABLE_X64={params.x64} "
+        "printf '%s' {params.config:q} > {output.experiment} && "
+        "JAX_COMPILATION_CACHE_DIR=.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 "
+        "JAX_ENABLE_X64={params.x64} "
         "lambda-hat --threads {threads} sample --config {output.experiment} "
         "--target-dir $(dirname {input.record}) --sampler {wildcards.sampler} "
         "--out $(dirname {output.summary}) > {log} 2>&1"

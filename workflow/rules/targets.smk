@@ -3,7 +3,7 @@
 
 rule build_target:
     output:
-        experiment=f"{TARGET_DIR}/experiment.json",
+        experiment=f"{TARGET_DIR}/experiment.yaml",
         arrays=f"{TARGET_DIR}/target.npz",
         record=f"{TARGET_DIR}/target.json",
     params:
@@ -15,7 +15,8 @@ rule build_target:
         "benchmarks/{experiment}/build/{target}.tsv"
     threads: 1
     shell:
-        "printf '%s\\n' {params.config:q} > {output.experiment} && "
-        "{JAX_CACHE} JAX_ENABLE_X64={params.x64} "
+        "printf '%s' {params.config:q} > {output.experiment} && "
+        "JAX_COMPILATION_CACHE_DIR=.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 "
+        "JAX_ENABLE_X64={params.x64} "
         "lambda-hat --threads {threads} build --config {output.experiment} "
         "--target {wildcards.target} --out $(dirname {output.record}) > {log} 2>&1"

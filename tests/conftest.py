@@ -1,0 +1,21 @@
+"""Fixtures shared by the test modules (generic; specific helpers live next to their tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def jax_cache_dir(tmp_path_factory) -> Path:
+    """One persistent XLA compilation cache for the whole session, as the workflow shares one
+    between its jobs: a sampler compiled once is not compiled again."""
+    return tmp_path_factory.mktemp("jax-cache")

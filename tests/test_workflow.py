@@ -1,0 +1,248 @@
+"""Acceptance tests of the Snakemake workflow, driven for real in a copy of the repository.
+
+One smoke run (module fixture) serves most assertions; later tests edit that copy's config
+and must leave it consistent (every output up to date) for the tests after them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lambda_hat.config import Experiment
+from lambda_hat.theory import dln_learning_coefficient
+
+pytestmark = pytest.mark.workflow
+
+SUMMARY_JOBS = {("aggregate", ()), ("table", ()), ("plot_summary", ()), ("all", ())}
+REQUIRED_COLUMNS = [
+    "experiment", "target", "sampler", "kind", "dtype", "n", "d", "beta", "gamma",
+    "llc_mean", "llc_std", "llc_mcse", "ess", "r_hat", "true_llc", "rel_error", "ref_llc",
+    "grad_evals", "sample_seconds", "status",
+]
+
+
+def copy_repo(repo_root: Path, destination: Path, jax_cache_dir: Path) -> Path:
+    """workflow/, config/ (and profiles/) into a fresh directory; the schema symlink is
+    copied as a file. The package itself is installed, so the CLI is on PATH."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("workflow", "config", "profiles"):
+        if (repo_root / name).is_dir():
+            shutil.copytree(repo_root / name, destination / name)
+    (destination / ".jax_cache").symlink_to(jax_cache_dir, target_is_directory=True)
+    return destination
+
+
+def snakemake(workdir: Path, *args, x64: str | None = None, check: bool = True):
+    env = dict(os.environ)
+    if x64 is not None:
+        env["JAX_ENABLE_X64"] = x64
+    result = subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=workdir,
+                            env=env, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
+
+
+def planned_jobs(output: str) -> set[tuple[str, tuple]]:
+    """(rule, sorted wildcard items without the experiment) for each job a dry run lists."""
+    jobs, rule, wildcards = set(), None, ()
+    for line in output.splitlines() + [""]:
+        header = JOB_HEADER.match(line.strip()) if not line.startswith(" ") else None
+        if header or not line.strip():
+            if rule is not None:
+                jobs.add((rule, wildcards))
+            rule, wildcards = (header.group(1) if header else None), ()
+        elif rule is not None and line.strip().startswith("wildcards:"):
+            items = dict(part.strip().split("=", 1) for part in line.split(":", 1)[1].split(","))
+            items.pop("experiment", None)
+            wildcards = tuple(sorted(items.items()))
+    return jobs
+
+
+def job_stats(output: str) -> dict[str, int]:
+    lines = output.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def run_jobs(targets, samplers) -> set:
+    """The jobs of these runs: sampling and the run's plot."""
+    return {(rule, (("sampler", s), ("target", t)))
+            for t in targets for s in samplers for rule in ("sample", "plot_run")}
+
+
+def edit_config(path: Path, change) -> str:
+    """Apply change(dict) to a YAML file; returns the old text to restore."""
+    old = path.read_text()
+    config = yaml.safe_load(old)
+    change(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return old
+
+
+def test_dry_run_of_default_experiment_lists_every_job(repo_root, jax_cache_dir, tmp_path):
+    work = copy_repo(repo_root, tmp_path / "repo", jax_cache_dir)
+    experiment = Experiment.load(work / "config" / "config.yaml")
+    targets, samplers = experiment.target_names, experiment.sampler_names
+    result = snakemake(work, "-n", "--cores", "2")
+    assert job_stats(result.stdout) == {
+        "build_target": len(targets), "sample": len(targets) * len(samplers),
+        "plot_run": len(targets) * len(samplers), "aggregate": 1, "table": 1,
+        "plot_summary": 1, "all": 1,
+    }
+    assert planned_jobs(result.stdout) == (
+        {("build_target", (("target", t),)) for t in targets}
+        | run_jobs(targets, samplers) | SUMMARY_JOBS
+    )
+    assert not (work / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke(repo_root, jax_cache_dir, tmp_path_factory):
+    """The smoke experiment run end to end with --cores 2, from a shell with x64 on."""
+    work = copy_repo(repo_root, tmp_path_factory.mktemp("smoke") / "repo", jax_cache_dir)
+    snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml", x64="1")
+    return work
+
+
+def smoke_args(*args):
+    return [*args, "--configfile", "config/smoke.yaml"]
+
+
+def read_table(work: Path):
+    import pandas as pd
+
+    return pd.read_parquet(work / "results" / "smoke" / "llc.parquet")
+
+
+def test_smoke_table_has_one_finite_row_per_run(smoke):
+    config = yaml.safe_load((smoke / "config" / "smoke.yaml").read_text())
+    table = read_table(smoke)
+    assert set(REQUIRED_COLUMNS) <= set(table.columns)
+    # --configfile replaced the default experiment: none of its targets leaked in.
+    expected = {(t, s) for t in config["targets"] for s in config["samplers"]}
+    assert set(zip(table["target"], table["sampler"])) == expected
+    assert len(table) == len(expected)
+    assert all(math.isfinite(value) for value in table["llc_mean"])
+    for name, target in config["targets"].items():
+        rows = table[table["target"] == name]
+        exact = dln_learning_coefficient(target["model"]["widths"], target["model"]["rank"])
+        assert rows["true_llc"].tolist() == pytest.approx([exact.llc] * len(rows))
+        hmc = rows[rows["kind"] == "hmc"]["llc_mean"].iloc[0]
+        assert rows["ref_llc"].tolist() == pytest.approx([hmc] * len(rows))
+    plots = smoke / "results" / "smoke" / "plots"
+    assert (plots / "summary.png").stat().st_size > 0
+    assert {p.name for p in (plots / "runs" / "dln_small").iterdir()} == {"hmc.png", "sgld.png"}
+    assert (smoke / "results" / "smoke" / "llc.html").read_text().count("<tr") == len(expected) + 1
+
+
+def test_every_job_has_a_log_and_a_benchmark(smoke):
+    logs = list((smoke / "logs" / "smoke").rglob("*.log"))
+    benchmarks = list((smoke / "benchmarks" / "smoke").rglob("*.tsv"))
+    assert len(logs) == len(benchmarks) == 8  # build, 2 samples, 2 plots, 3 summary jobs
+
+
+def test_rerun_without_change_has_nothing_to_do(smoke):
+    result = snakemake(smoke, *smoke_args("-n", "--cores", "2"))
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert planned_jobs(result.stdout) == set()
+
+
+def test_changing_one_sampler_reruns_only_its_runs(smoke):
+    path = smoke / "config" / "smoke.yaml"
+    old = edit_config(path, lambda c: c["samplers"]["sgld"].update(step_size=2.0e-4))
+    try:
+        result = snakemake(smoke, *smoke_args("-n", "--cores", "2"))
+    finally:
+        path.write_text(old)
+    assert planned_jobs(result.stdout) == run_jobs(["dln_small"], ["sgld"]) | SUMMARY_JOBS
+
+
+def test_added_target_runs_alone_and_each_run_keeps_its_declared_precision(smoke):
+    """Adding a target adds only its jobs; run from a shell with x64 OFF, while the first
+    target was run with x64 ON: each run still records its sampler's declared dtype."""
+    path = smoke / "config" / "smoke.yaml"
+    edit_config(path, lambda c: c["targets"].update(
+        dln_b={"model": {"kind": "dln", "widths": [3, 2, 3], "rank": 1},
+               "data": {"n": 500}, "seed": 3}))
+    plan = snakemake(smoke, *smoke_args("-n", "--cores", "2"))
+    assert planned_jobs(plan.stdout) == (
+        {("build_target", (("target", "dln_b"),))}
+        | run_jobs(["dln_b"], ["hmc", "sgld"]) | SUMMARY_JOBS
+    )
+    snakemake(smoke, *smoke_args("--cores", "2"), x64="0")
+    table = read_table(smoke)
+    assert len(table) == 4
+    declared = {"hmc": "float64", "sgld": "float32"}
+    for _, row in table.iterrows():
+        assert row["dtype"] == declared[row["sampler"]], (row["target"], row["sampler"])
+
+    # A target's seed changes: its build and runs rerun, the other target's do not.
+    old = edit_config(path, lambda c: c["targets"]["dln_b"].update(seed=4))
+    try:
+        result = snakemake(smoke, *smoke_args("-n", "--cores", "2"))
+    finally:
+        path.write_text(old)
+    assert planned_jobs(result.stdout) == (
+        {("build_target", (("target", "dln_b"),))}
+        | run_jobs(["dln_b"], ["hmc", "sgld"]) | SUMMARY_JOBS
+    )
+
+
+def test_lint_reports_only_the_conda_or_container_suggestion(smoke):
+    result = snakemake(smoke, *smoke_args("--lint"), check=False)
+    output = result.stdout + result.stderr
+    lints = [line.strip() for line in output.splitlines() if line.strip().startswith("* ")]
+    assert lints, output
+    assert all("conda environment or container" in lint for lint in lints), output
+
+
+def test_report_contains_the_summary_figure_and_table(smoke):
+    report = smoke / "results" / "smoke" / "report.html"
+    snakemake(smoke, *smoke_args("--report", report))
+    text = report.read_text()
+    assert "summary.png" in text and "llc.html" in text
+
+
+@pytest.mark.parametrize("change, keys", [
+    # a typo'd key and a wrong type, both caught by the schema and both named at once
+    (lambda c: (c["targets"]["dln_small"].update(sed=1),
+                c["samplers"]["hmc"].update(draws="many")),
+     ["targets.dln_small", "'sed'", "samplers.hmc.draws"]),
+    # a key the sampler kind does not know (checked against the sampler registry)
+    (lambda c: c["samplers"]["sgld"].update(step_sze=1.0e-4), ["samplers.sgld.step_sze"]),
+], ids=["schema", "sampler-key"])
+def test_invalid_config_names_the_bad_keys_and_starts_no_job(smoke, tmp_path, change, keys):
+    config = yaml.safe_load((smoke / "config" / "smoke.yaml").read_text())
+    change(config)
+    work = tmp_path / "repo"
+    shutil.copytree(smoke / "workflow", work / "workflow")
+    (work / "config").mkdir()
+    (work / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(work, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for key in keys:
+        assert key in output, output
+    assert "config/bad.yaml" in output
+    assert not (work / "results").exists() and not (work / "logs").exists()
