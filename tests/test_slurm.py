@@ -49,12 +49,7 @@ def make_workspace(root: Path, cluster: dict, extra_samplers: dict | None = None
     the local cluster's partition/account and a short first status check."""
     root.mkdir(parents=True)
     for part in ("workflow", "config", "profiles"):
-        shutil.copytree(REPO / part, root / part, symlinks=True)
-    schema = root / "workflow" / "schemas" / "config.schema.yaml"
-    if schema.is_symlink():
-        target = schema.resolve()
-        schema.unlink()
-        shutil.copy(target, schema)
+        shutil.copytree(REPO / part, root / part)  # follows the schema's symlink
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"].update(slurm_partition=cluster["SLURM_LOCAL_PARTITION"],
                                         slurm_account=cluster["SLURM_LOCAL_ACCOUNT"])
@@ -105,7 +100,9 @@ def wait_for_sacct(since: str, expected: dict[str, int], deadline: float = 60) -
     while True:
         by_rule: dict[str, list[str]] = {}
         for job in sacct_jobs(since):
-            by_rule.setdefault(job["comment"], []).append(job["state"])
+            if job["comment"].startswith("rule_"):  # rule_<name>_wildcards_<values>
+                rule = job["comment"].split("_wildcards_")[0]
+                by_rule.setdefault(rule, []).append(job["state"])
         if all(len(by_rule.get(rule, [])) >= count for rule, count in expected.items()) \
                 or time.monotonic() > stop:
             return by_rule
