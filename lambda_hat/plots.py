@@ -162,8 +162,12 @@ def plot_summary(table, out) -> None:
         ax.set_xticks(range(len(samplers)), samplers, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(samplers) - 0.4)
         ax.set_ylabel("λ̂")
-        if len(truth) or len(reference):
-            ax.legend(loc="best", fontsize=8)
+        ok = part["status"] == "ok"
+        if ok.any():
+            ax.plot([], [], "o", color="tab:blue", label="λ̂ (ok)")
+        if not ok.all():
+            ax.plot([], [], "o", color="tab:orange", label="λ̂ (with warnings)")
+        ax.legend(loc="best", fontsize=8)
     for ax in axes[len(targets):]:
         ax.set_visible(False)
     experiment = frame["experiment"].iloc[0] if len(frame) else ""
