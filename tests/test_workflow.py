@@ -246,3 +246,53 @@ def test_invalid_config_names_the_bad_keys_and_starts_no_job(smoke, tmp_path, ch
         assert key in output, output
     assert "config/bad.yaml" in output
     assert not (work / "results").exists() and not (work / "logs").exists()
+
+
+def fake_run(run_dir: Path, target: str, sampler: str, kind: str, llc: float, *,
+             true_llc=None, elbo: bool = False) -> Path:
+    """A run directory as `lambda-hat sample` writes it (no sampling: plots and table only)."""
+    import numpy as np
+
+    from lambda_hat.artifacts import write_json, write_npz
+
+    rng = np.random.default_rng(0)
+    loss = 0.01 + 0.001 * rng.random((3, 200))
+    loss[2, 150] = np.nan  # a failed chain must not break the plot
+    traces = {"loss": loss, "grad_evals_at": np.arange(1, 201) * 0.25,
+              "burn_in": np.asarray(100), "loss_star": np.asarray(0.01)}
+    if elbo:
+        traces["elbo"] = -np.linspace(10, 1, 50)
+    write_npz(run_dir / "trace.npz", traces)
+    write_json(run_dir / "summary.json", {
+        "experiment": "unit", "target": target, "sampler": sampler, "kind": kind,
+        "dtype": "float32", "n": 100, "d": 10, "beta": 0.2, "gamma": 1.0, "nbeta": 20.0,
+        "llc_mean": llc, "llc_std": 0.1, "llc_mcse": None if elbo else 0.05,
+        "ess": None if elbo else 150.0, "r_hat": None, "true_llc": true_llc,
+        "rel_error": None if true_llc is None else (llc - true_llc) / true_llc,
+        "grad_evals": 150.0, "sample_seconds": 0.5, "status": "ok", "warnings": [],
+        "settings": {"kind": kind, "step_size": 1.0e-5},
+    })
+    return run_dir / "summary.json"
+
+
+def test_table_and_figures_without_truth_or_hmc_reference(tmp_path):
+    """No exact λ and no HMC run: true_llc and ref_llc are nulls; VI's ELBO is drawn."""
+    import pandas as pd
+
+    from lambda_hat.aggregate import aggregate_runs
+    from lambda_hat.plots import plot_run, plot_summary
+
+    summaries = [fake_run(tmp_path / "a" / "sgld", "a", "sgld", "sgld", 3.0),
+                 fake_run(tmp_path / "a" / "vi", "a", "vi", "vi", 2.5, elbo=True)]
+    aggregate_runs(summaries, tmp_path / "llc.parquet")
+    aggregate_runs(summaries, tmp_path / "llc.html")
+    table = pd.read_parquet(tmp_path / "llc.parquet")
+    assert set(REQUIRED_COLUMNS) <= set(table.columns) and len(table) == 2
+    assert table["true_llc"].isna().all() and table["ref_llc"].isna().all()
+    assert table["llc_mcse"].isna().tolist() == [False, True]
+    plot_run(tmp_path / "a" / "vi", tmp_path / "vi.png")
+    plot_summary(tmp_path / "llc.parquet", tmp_path / "summary.png")
+    for name in ("vi.png", "summary.png", "llc.html"):
+        assert (tmp_path / name).stat().st_size > 0
+    with pytest.raises(Exception, match="unknown table format"):
+        aggregate_runs(summaries, tmp_path / "llc.xlsx")
