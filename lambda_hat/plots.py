@@ -55,8 +55,9 @@ def plot_run(run_dir, out) -> None:
     loss_star = float(trace["loss_star"])
     x = np.asarray(trace.get("grad_evals_at", np.arange(steps)), np.float64).ravel()
     xlabel = "gradient evaluations per chain (full-batch equivalents)"
-    if x.shape[0] != steps:
-        x, xlabel = np.arange(steps, dtype=np.float64), "trace point"
+    if x.shape[0] != steps or not np.all(np.diff(x) > 0):
+        # e.g. VI: every draw from the fitted q costs the same, so index the draws instead
+        x, xlabel = np.arange(steps, dtype=np.float64), "draw"
     elbo = trace.get("elbo")
     panels = 3 if elbo is not None else 2
     figure = _figure(8.0, 2.9 * panels + 0.6)
@@ -104,8 +105,9 @@ def plot_run(run_dir, out) -> None:
     if elbo is not None:
         ax = axes[2]
         elbo = np.atleast_2d(np.asarray(elbo, np.float64))
+        every = (summary.get("settings") or {}).get("eval_every", 1)
         for row in elbo:
-            ax.plot(np.arange(row.shape[0]), row, linewidth=0.8)
+            ax.plot(np.arange(1, row.shape[0] + 1) * every, row, linewidth=0.8)
         ax.set_ylabel("ELBO")
         ax.set_xlabel("optimisation step")
     warnings = summary.get("warnings") or []
@@ -126,7 +128,7 @@ def plot_summary(table, out) -> None:
     columns = min(3, max(1, len(targets)))
     rows = math.ceil(len(targets) / columns) if targets else 1
     width = max(4.0, 0.55 * len(samplers) + 2.0)
-    figure = _figure(width * columns, 3.6 * rows)
+    figure = _figure(width * columns, 4.0 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
 
     def value(row, column):
