@@ -1,6 +1,6 @@
 """Sampler registry.
 
-Each family lives in its own module with a pure `run(posterior, settings, key)`; this table
+Each family lives in a module with a pure `run(posterior, data, settings, seed)`; this table
 only declares what the configuration layer needs without importing JAX: the kind, the
 module, the default precision and the defaults (which also define the keys a kind accepts).
 Adding a sampler means adding a module and one entry here; the CLI and the workflow read
@@ -13,6 +13,15 @@ import importlib
 from dataclasses import dataclass, field
 
 COMMON_DEFAULTS = {"chains": 4, "seed": 0}
+SGLD_COMMON = {
+    "steps": 20000,
+    "batch_size": 256,
+    "burn_in": 0.5,
+    "eval_every": 10,
+    "replacement": True,
+}
+PRECONDITIONED = {"step_size": "auto", "step_size_scale": 0.2,
+                  "stabilizer": "auto", "stabilizer_scale": 0.1}
 
 
 @dataclass(frozen=True)
@@ -58,20 +67,66 @@ REGISTRY: dict[str, SamplerSpec] = {
             defaults={
                 "warmup": 500,
                 "draws": 1000,
-                "max_tree_depth": 10,
-                "target_accept": 0.8,
+                "max_tree_depth": 6,
+                "target_accept": 0.9,
                 "adaptation": "per_chain",
+            },
+        ),
+        SamplerSpec(
+            kind="mclmc",
+            module="mclmc",
+            dtype="float64",
+            defaults={
+                "warmup": 1000,
+                "draws": 4000,
+                "L": "auto",
+                "step_size": "auto",
+                "desired_energy_var": 5.0e-4,
+                "diagonal_preconditioning": True,
             },
         ),
         SamplerSpec(
             kind="sgld",
             module="sgld",
             dtype="float32",
+            defaults={**SGLD_COMMON, "step_size": "auto", "step_size_scale": 0.2},
+        ),
+        SamplerSpec(
+            kind="sgld_rmsprop",
+            module="sgld",
+            function="run_rmsprop",
+            dtype="float32",
+            defaults={**SGLD_COMMON, **PRECONDITIONED, "beta2": 0.999},
+        ),
+        SamplerSpec(
+            kind="sgld_adam",
+            module="sgld",
+            function="run_adam",
+            dtype="float32",
+            defaults={**SGLD_COMMON, **PRECONDITIONED, "beta1": 0.9, "beta2": 0.9999},
+        ),
+        SamplerSpec(
+            kind="sgnht",
+            module="sgld",
+            function="run_sgnht",
+            dtype="float32",
+            defaults={**SGLD_COMMON, "step_size": "auto", "step_size_scale": 0.1, "alpha": 10.0},
+        ),
+        SamplerSpec(
+            kind="vi",
+            module="vi",
+            dtype="float32",
+            is_markov_chain=False,
             defaults={
-                "steps": 10000,
-                "step_size": 1.0e-5,
+                "components": 4,
+                "rank": 2,
+                "whitening": "hessian",
+                "init_sigma": 0.3,
+                "steps": 3000,
+                "learning_rate": 1.0e-2,
+                "samples": 4,
                 "batch_size": 256,
-                "burn_in": 0.5,
+                "draws": 1000,
                 "eval_every": 10,
                 "replacement": True,
             },

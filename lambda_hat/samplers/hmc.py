@@ -1,10 +1,13 @@
 """Full-batch HMC and NUTS (BlackJAX) with Stan-style window adaptation.
 
 Adaptation (step size by dual averaging, diagonal mass matrix from windowed variances) is
-either per chain (`per_chain`: independent chains, the honest default for R-hat) or `shared`:
-BlackJAX's multi-chain staged adaptation pools every chain's warmup draws into one step size
-and one mass matrix (not "adapt on chain 0 and copy", which hides a bad chain). Warmup draws
-are discarded; every chain starts at w*.
+either per chain (`per_chain`, the default: independent warmups, so R-hat also sees a chain
+whose adaptation went wrong) or `shared`: one warmup, whose final state and parameters all
+chains start from, its cost spread over the chains; cheaper, but the chains share one start
+and one step size, so they cannot disagree about adaptation. (BlackJAX's pooled multi-chain
+adaptation exists only for its experimental metric="auto".) Warmup draws are discarded;
+warmups start at w*. NUTS caps trees at `max_tree_depth` doublings: on DLNs untruncated trees
+ran to 1023 leapfrog steps per draw (60 s on an 8-6-7-5-6 DLN); a cap keeps detailed balance.
 
 HMC draws jitter the step size uniformly by ±`step_size_jitter` per transition: with a fixed
 trajectory length a near-Gaussian posterior can resonate (the trajectory returns close to a
@@ -22,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 
-from .common import SamplerOutput, broadcast_chains, chain_keys, compile_and_run
+from .common import SamplerOutput, broadcast_chains, chain_keys, compile_and_run, over_chains
 
 
 def _extra_parameters(kind, settings):
@@ -31,54 +34,41 @@ def _extra_parameters(kind, settings):
     return {"max_num_doublings": settings["max_tree_depth"]}
 
 
-def _adaptation(kind, logdensity, settings, chains=1):
+def _adaptation(kind, logdensity, settings):
     algorithm = blackjax.hmc if kind == "hmc" else blackjax.nuts
     # Keep only the integration-step count of warmup transitions: it is the work done.
     info_fn = get_filter_adapt_info_fn(
-        info_keys={"num_integration_steps"} if kind == "nuts" else set()
-    )
-    common = dict(
-        target_acceptance_rate=settings["target_accept"],
-        adaptation_info_fn=info_fn,
-        **_extra_parameters(kind, settings),
-    )
-    if chains == 1:
-        return blackjax.window_adaptation(algorithm, logdensity, **common)
-    return blackjax.staged_adaptation(algorithm, logdensity, metric="welford_diag",
-                                      n_chains=chains, **common)
+        info_keys={"num_integration_steps"} if kind == "nuts" else set())
+    return blackjax.window_adaptation(
+        algorithm, logdensity, target_acceptance_rate=settings["target_accept"],
+        adaptation_info_fn=info_fn, **_extra_parameters(kind, settings))
 
 
-def _warmup_steps(kind, settings, info, shape):
-    """Integration steps spent in warmup, per chain."""
-    if kind == "hmc":
-        return jnp.full(shape, settings["warmup"] * settings["num_integration_steps"])
-    return jnp.sum(info.info.num_integration_steps, axis=0)
+def _adapt_one(kind, logdensity, settings, key, position):
+    """(state, step size, inverse mass, warmup integration steps) of one warmup."""
+    (state, params), info = _adaptation(kind, logdensity, settings).run(
+        key, position, num_steps=settings["warmup"])
+    if kind == "nuts":
+        steps = jnp.sum(info.info.num_integration_steps)
+    else:
+        steps = jnp.asarray(settings["warmup"] * settings["num_integration_steps"])
+    return state, params["step_size"], params["inverse_mass_matrix"], steps
 
 
 def _adapt(kind, logdensity, settings, keys, position):
-    """(states, step_sizes, inverse masses, warmup integration steps), chains first."""
+    """Per-chain warmups, or (`shared`) one warmup whose end state and parameters every
+    chain starts from; its cost is then spread over the chains."""
     chains = keys.shape[0]
     if settings["warmup"] == 0:
         state = blackjax.hmc.init(position, logdensity)
         return (broadcast_chains(state, chains), jnp.ones((chains,), position.dtype),
                 jnp.ones((chains, position.size), position.dtype), jnp.zeros((chains,)))
     if settings["adaptation"] == "per_chain":
-        def one(key):
-            (state, params), info = _adaptation(kind, logdensity, settings).run(
-                key, position, num_steps=settings["warmup"])
-            steps = _warmup_steps(kind, settings, info, ())
-            return state, params["step_size"], params["inverse_mass_matrix"], steps
-
-        return jax.vmap(one)(keys)
-    positions = jnp.broadcast_to(position, (chains, *position.shape))
-    (states, params), info = _adaptation(kind, logdensity, settings, chains).run(
-        keys[0], positions, num_steps=settings["warmup"])
-    if kind == "nuts":
-        steps = jnp.sum(info.info.num_integration_steps, axis=0)
-    else:
-        steps = jnp.full((chains,), settings["warmup"] * settings["num_integration_steps"])
-    return (states, jnp.full((chains,), params["step_size"]),
-            jnp.broadcast_to(params["inverse_mass_matrix"], (chains, position.size)), steps)
+        return over_chains(lambda key: _adapt_one(kind, logdensity, settings, key, position),
+                           keys)
+    state, step_size, mass, steps = _adapt_one(kind, logdensity, settings, keys[0], position)
+    return (broadcast_chains(state, chains), jnp.full((chains,), step_size),
+            broadcast_chains(mass, chains), jnp.full((chains,), steps / chains))
 
 
 def _draws(kind, posterior, data, logdensity, settings, key, state, step_size, inverse_mass):
@@ -108,10 +98,11 @@ def _sample(kind, posterior, settings, data, keys):
     adapt_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     states, step_sizes, masses, warmup_steps = _adapt(
         kind, logdensity, settings, adapt_keys, data["w_star"])
-    trace = jax.vmap(
-        lambda key, state, step, mass: _draws(kind, posterior, data, logdensity, settings,
-                                              key, state, step, mass)
-    )(draw_keys, states, step_sizes, masses)
+    # Fixed-length HMC vectorises well across chains; NUTS trees differ in length per chain.
+    chain_map = over_chains if kind == "nuts" else lambda fn, xs: jax.vmap(fn)(xs)
+    trace = chain_map(
+        lambda args: _draws(kind, posterior, data, logdensity, settings, *args),
+        (draw_keys, states, step_sizes, masses))
     return trace, step_sizes, masses, warmup_steps
 
 

@@ -1,0 +1,247 @@
+"""Sampler accuracy on exact ground truths, and the diagnostics that must react.
+
+Precision: JAX's x64 flag is process-global and this pytest process may run either way, so
+every sampler run happens in a fresh interpreter with JAX_ENABLE_X64 set for the sampler's
+declared dtype (`lambda_hat.samplers.testing.run_isolated`), exactly as the CLI runs it.
+Runs are batched (one JAX import per precision and target) and two subprocesses run at a
+time. Nothing here imports JAX in the test process except the pure-numpy diagnostics checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lambda_hat.samplers import REGISTRY
+from lambda_hat.samplers.testing import run_isolated, run_isolated_many
+from lambda_hat.theory import dln_learning_coefficient
+
+FULL_BATCH = ("hmc", "nuts", "mclmc")
+MINIBATCH = ("sgld", "sgld_rmsprop", "sgld_adam", "sgnht", "vi")
+N = 10000
+
+# Targets: x ~ N(0, I), noiseless, n = 10000, γ = 1, β = 1/log n, w* = teacher.
+# `regular`: one linear layer, λ = d/2 = 12. `dln3`: 5→4→6→5 with a rank-2 teacher
+# (rank < every width), λ = 10.5 with multiplicity 1 (d = 74), so the finite-n bias of an
+# exact sampler is small (science.md §5: it is the m > 1 cases that converge slowly in n).
+TARGETS = {
+    "regular": {"widths": [6, 4], "rank": 4, "n": N},
+    "dln3": {"widths": [5, 4, 6, 5], "rank": 2, "n": N},
+}
+
+# Tolerances on |λ̂ − λ|/λ. Full-batch samplers target the exact posterior: 10% leaves room
+# for MCSE (≈ 1-2%) and the finite-n / γ = 1 offset (HMC with long runs gives ≈ −2% on dln3).
+# Minibatch samplers carry a step-size bias (SGLD family: ≈ +τ/4 on well-determined
+# directions, +5% on the regular model with the default τ = 0.2) plus slow mixing along
+# singular directions: 20%.
+TOLERANCE = {kind: 0.10 for kind in FULL_BATCH} | {kind: 0.20 for kind in MINIBATCH}
+
+# The exact finite-n identity (science.md §4): γ = 0, flat prior, K = Σ c_i w_i^{2k_i}
+# gives nβ E[K] = Σ 1/(2k_i) = 1.5 here, for any nβ. Mixed powers and unequal c_i make the
+# posterior non-Gaussian and anisotropic, so step size and mass matrix must adapt.
+IDENTITY = {"type": "potential", "coefficients": [1.0, 3.0, 0.5, 2.0], "powers": [1, 1, 2, 2],
+            "nbeta": 1000.0, "gamma": 0.0}
+
+
+GAUSSIAN_D = 6
+_rng = np.random.default_rng(0)
+GAUSSIAN = {"type": "gaussian", "diagonal": list(_rng.uniform(0.5, 2.0, GAUSSIAN_D)),
+            "factor": list(_rng.normal(0, 1.0, GAUSSIAN_D)), "nbeta": 500.0, "gamma": 0.0}
+TARGET_RUNS = "lambda_hat.samplers.testing:run_kinds_on_target"
+POTENTIAL_RUNS = "lambda_hat.samplers.testing:run_kinds_on_potential"
+# A moderately too large step (τ = εc_max = 3: MALA ≈ 0.63, λ̂ ≈ 2× on dln3) and a hopeless
+# one (every chain reaches NaN).
+TOO_LARGE = [{"kind": "sgld", "steps": 2000, "step_size_scale": 3.0},
+             {"kind": "sgld", "steps": 2000, "step_size": 1.0e-3}]
+VI_GAUSSIAN = [{"kind": "vi", "whitening": w, "steps": 1500, "gamma": 0.0}
+               for w in ("none", "hessian")]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Every sampler run this module checks, in float32/float64 subprocesses, two at a time.
+
+    One pool, longest jobs first, so the two cores stay busy (≈ 2 minutes in all).
+    """
+    out = tmp_path_factory.mktemp("targets")
+    env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    run_isolated("lambda_hat.samplers.testing:build_dln_targets", "float64", env=env,
+                 out_dir=str(out), targets=TARGETS)
+    dirs = {name: str(out / name) for name in TARGETS}
+
+    def on(target, dtype, kinds):
+        return (TARGET_RUNS, dtype, {"target_dir": dirs[target],
+                                     "runs": [{"kind": kind} for kind in kinds]})
+
+    jobs = {
+        ("dln3", "vi+sgnht"): on("dln3", "float32", ["vi", "sgnht"]),
+        ("dln3", "sgld+rmsprop+adam"): on("dln3", "float32", ["sgld", "sgld_rmsprop",
+                                                              "sgld_adam"]),
+        ("dln3", "full"): on("dln3", "float64", FULL_BATCH),
+        ("regular", "vi+sgnht"): on("regular", "float32", ["vi", "sgnht"]),
+        ("regular", "sgld+rmsprop+adam"): on("regular", "float32", ["sgld", "sgld_rmsprop",
+                                                                    "sgld_adam"]),
+        ("regular", "full"): on("regular", "float64", FULL_BATCH),
+        "identity": (POTENTIAL_RUNS, "float64", {"spec": IDENTITY, "runs": [
+            {"kind": kind, "gamma": 0.0} for kind in FULL_BATCH]}),
+        "vi_gaussian": (POTENTIAL_RUNS, "float32", {"spec": GAUSSIAN, "runs": VI_GAUSSIAN}),
+        "too_large": (TARGET_RUNS, "float32", {"target_dir": dirs["dln3"], "runs": TOO_LARGE}),
+    }
+    outputs = dict(zip(jobs, run_isolated_many(list(jobs.values()), env=env)))
+    results = {}
+    for key, output in outputs.items():
+        if isinstance(key, tuple) and not isinstance(output, Exception):
+            for run, summary in zip(jobs[key][2]["runs"], output):
+                results[key[0], run["kind"]] = summary
+        else:
+            results[key] = output
+    return results
+
+
+def _get(results, key):
+    value = results.get(key)
+    if isinstance(value, Exception) or value is None:
+        raise AssertionError(f"run {key} failed: {value}")
+    return value
+
+
+def test_registry_covers_the_issue():
+    assert set(FULL_BATCH + MINIBATCH) <= set(REGISTRY)
+    assert not REGISTRY["vi"].is_markov_chain
+    for kind, spec in REGISTRY.items():
+        assert spec.dtype in ("float32", "float64"), kind
+        assert callable(spec.load_run()), kind
+
+
+def test_every_kind_validates_with_its_defaults():
+    from lambda_hat.config import Experiment
+
+    raw = {"targets": {"t": {"model": {"kind": "dln", "widths": [3, 2], "rank": 1}}},
+           "samplers": {kind: {"kind": kind} for kind in REGISTRY}}
+    experiment = Experiment(raw, "<test>")
+    for kind in REGISTRY:
+        assert experiment.sampler(kind)["dtype"] == REGISTRY[kind].dtype
+
+
+def test_true_llc_of_the_targets():
+    assert dln_learning_coefficient(TARGETS["regular"]["widths"], 4).llc == 12.0
+    coefficient = dln_learning_coefficient(TARGETS["dln3"]["widths"], 2)
+    assert (coefficient.llc, coefficient.multiplicity) == (10.5, 1)
+
+
+@pytest.mark.slow
+def test_full_batch_samplers_pass_the_exact_identity(results):
+    for kind, result in zip(FULL_BATCH, _get(results, "identity")):
+        assert result["dtype"] == "float64", kind
+        error = result["llc_mean"] - result["exact"]
+        # 4 MCSE: |z| > 4 has probability < 1e-4 for an unbiased sampler. MCLMC is unadjusted
+        # (relative bias ≈ √(energy variance per dim) ≈ 2% at BlackJAX's target), which is
+        # inside 4 MCSE at this run length (ESS ≈ 6000, MCSE ≈ 1%).
+        assert abs(error) < 4 * result["llc_mcse"], (kind, result["llc_mean"], result["llc_mcse"])
+        assert result["r_hat"] < 1.05, kind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("kind", FULL_BATCH + MINIBATCH)
+def test_defaults_recover_the_exact_llc(results, kind, target):
+    summary = _get(results, (target, kind))
+    assert summary["dtype"] == REGISTRY[kind].dtype
+    assert summary["chains_failed"] == 0
+    if kind == "vi" and target == "dln3":
+        pytest.xfail("a Gaussian-mixture q cannot follow the DLN's curved valley of minima: "
+                     "λ̂ ≈ 25 for λ = 10.5 (see docs/samplers.md); the importance-weight "
+                     "check must say so")
+    rel = abs(summary["llc_mean"] - summary["true_llc"]) / summary["true_llc"]
+    assert rel < TOLERANCE[kind], (kind, target, summary["llc_mean"], summary["true_llc"])
+
+
+@pytest.mark.slow
+def test_vi_on_the_singular_dln_is_flagged(results):
+    summary = _get(results, ("dln3", "vi"))
+    assert summary["stats"]["importance_ess_fraction"] < 0.01
+    assert any("VI" in warning for warning in summary["warnings"])
+
+
+@pytest.mark.slow
+def test_summaries_carry_the_diagnostics(results):
+    for target in TARGETS:
+        for kind in FULL_BATCH + MINIBATCH:
+            _check_diagnostics(target, kind, _get(results, (target, kind)))
+
+
+def _check_diagnostics(target, kind, summary):
+    stats = summary["stats"]
+    assert summary["grad_evals"] > 0 and summary["wall_seconds"] > 0, kind
+    if REGISTRY[kind].is_markov_chain:
+        assert summary["ess"] and summary["r_hat"], kind
+        assert summary["ess_per_grad_eval"] > 0, kind
+    else:
+        assert summary["r_hat"] is None, kind
+    if kind in ("hmc", "nuts"):
+        assert {"acceptance_mean", "divergences", "adaptation"} <= set(stats), kind
+    if kind == "mclmc":
+        assert stats["tuned"] and len(stats["energy_variance"]) == 4
+    if kind.startswith("sgld") or kind == "sgnht":
+        # Default step sizes keep the Langevin proposal where MALA accepts (≥ 0.93 seen).
+        assert stats["mala_acceptance_mean"] > 0.8, (kind, target)
+
+
+@pytest.mark.slow
+def test_vi_elbo_and_llc_on_a_gaussian(results):
+    """q can equal the target (rank-1 + diagonal covariance): ELBO → log Z, λ̂ → d/2."""
+    d = GAUSSIAN_D
+    cov = np.diag(GAUSSIAN["diagonal"]) + np.outer(GAUSSIAN["factor"], GAUSSIAN["factor"])
+    log_z = 0.5 * d * math.log(2 * math.pi) + 0.5 * np.linalg.slogdet(cov)[1]
+    # `none` makes the mixture learn the factor itself; `hessian` checks the whitening's
+    # log-determinant bookkeeping (the target is N(0, I) in whitened coordinates).
+    for run, result in zip(VI_GAUSSIAN, _get(results, "vi_gaussian")):
+        elbo = np.asarray(result["stats"]["elbo_final"])
+        # ELBO ≤ log Z always; at the optimum log p̃ − log q is constant, so the estimate is
+        # nearly noiseless: within 0.05 nats (d = 6) of log Z means KL(q‖p) < 0.05.
+        assert np.all(elbo < log_z + 0.02), (run, elbo, log_z)
+        assert np.all(elbo > log_z - 0.05), (run, elbo, log_z)
+        # λ̂ from 4 × 1000 iid draws: MCSE ≈ √(d/2)/√4000 ≈ 0.03, plus the KL-limited misfit.
+        assert abs(result["llc_mean"] - d / 2) < 4 * result["llc_mcse"] + 0.05, (run, result)
+        assert result["stats"]["importance_ess_fraction"] > 0.9
+
+
+@pytest.mark.slow
+def test_too_large_sgld_step_is_flagged(results):
+    moderate, hopeless = _get(results, "too_large")
+    assert any("MALA acceptance" in warning for warning in moderate["warnings"]), moderate
+    assert "NaN/Inf" in hopeless["error"], hopeless
+
+
+def test_nan_chain_is_excluded_and_counted():
+    from lambda_hat.estimator import estimate_llc
+
+    rng = np.random.default_rng(1)
+    loss = 0.01 + 0.001 * rng.standard_normal((4, 200))
+    loss[2, 150] = np.nan
+    result = estimate_llc(loss, 50, 0.0, 100.0)
+    assert result["chains_failed"] == 1 and result["chains_total"] == 4
+    assert result["llc_per_chain"][2] is None
+    expected = 100.0 * loss[[0, 1, 3], 50:].mean(axis=1).mean()
+    assert result["llc_mean"] == pytest.approx(expected)
+
+
+def test_warnings_fire_on_sampler_statistics():
+    from lambda_hat.diagnostics import run_warnings
+
+    base = {"chains_failed": 0, "chains_total": 4, "r_hat": 1.0, "ess": 1000.0,
+            "markov_chain": True, "fraction_below_loss_star": 0.0}
+    quiet = {"divergences": 3, "divergence_fraction": 0.001, "mala_acceptance_mean": 0.95,
+             "energy_variance_max": 6e-4, "desired_energy_var": 5e-4,
+             "importance_ess_fraction": 0.5}
+    assert run_warnings({**base, "stats": quiet}) == []
+    loud = {"divergences": 80, "divergence_fraction": 0.02, "mala_acceptance_mean": 0.3,
+            "energy_variance_max": 1e-2, "desired_energy_var": 5e-4,
+            "importance_ess_fraction": 0.001, "nonfinite_trace_points": 5}
+    text = " ".join(run_warnings({**base, "stats": loud, "chains_failed": 1}))
+    for needle in ("divergent", "MALA", "energy variance", "importance", "NaN/Inf",
+                   "1 of 4 chains"):
+        assert needle in text, needle
