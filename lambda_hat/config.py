@@ -100,7 +100,7 @@ def _schema_problems(raw: dict, source: str) -> list[str]:
         if error.validator == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             message = f"unknown key(s) {', '.join(map(repr, extra))}"
-        elif error.validator in ("type", "anyOf") and isinstance(error.instance, str):
+        elif error.validator in ("type", "anyOf", "pattern") and isinstance(error.instance, str):
             message = f"{error.instance!r} is text, expected a number"
             if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", error.instance):
                 message += " (YAML reads 1e-5 as text: write 1.0e-5)"
