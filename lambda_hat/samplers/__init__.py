@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-COMMON_DEFAULTS = {"chains": 4, "seed": 0}
+COMMON_DEFAULTS = {"chains": 4, "seed": 0, "sweep_of": None}
+"""`sweep_of` names the sampler entry a calibration grid point came from (lambda_hat.sweep)."""
 SGLD_COMMON = {
     "steps": 20000,
     "batch_size": 256,
