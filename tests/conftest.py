@@ -19,3 +19,10 @@ def jax_cache_dir(tmp_path_factory) -> Path:
     """One persistent XLA compilation cache for the whole session, as the workflow shares one
     between its jobs: a sampler compiled once is not compiled again."""
     return tmp_path_factory.mktemp("jax-cache")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the Slurm tests last: they start a local Slurm and stop it at the end, and with
+    Slurm installed but stopped every later `snakemake` start waits ~9 s on the Slurm
+    plugin's `scontrol` probe."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)

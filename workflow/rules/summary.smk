@@ -1,4 +1,12 @@
 # Collect every run of the experiment: one table row per run, an HTML view, one figure.
+# On a cluster these run on the submitting machine: each reads every run's summary and takes
+# about a second, less than a Slurm job would wait in the queue.
+
+
+localrules:
+    aggregate,
+    table,
+    plot_summary,
 
 
 rule aggregate:
