@@ -235,11 +235,11 @@ def test_warnings_fire_on_sampler_statistics():
     base = {"chains_failed": 0, "chains_total": 4, "r_hat": 1.0, "ess": 1000.0,
             "markov_chain": True, "fraction_below_loss_star": 0.0}
     quiet = {"divergences": 3, "divergence_fraction": 0.001, "mala_acceptance_mean": 0.95,
-             "energy_variance_max": 6e-4, "desired_energy_var": 5e-4,
+             "energy_variance_mean": 6e-4, "desired_energy_var": 5e-4,
              "importance_ess_fraction": 0.5}
     assert run_warnings({**base, "stats": quiet}) == []
     loud = {"divergences": 80, "divergence_fraction": 0.02, "mala_acceptance_mean": 0.3,
-            "energy_variance_max": 1e-2, "desired_energy_var": 5e-4,
+            "energy_variance_mean": 1e-2, "desired_energy_var": 5e-4,
             "importance_ess_fraction": 0.001, "nonfinite_trace_points": 5}
     text = " ".join(run_warnings({**base, "stats": loud, "chains_failed": 1}))
     for needle in ("divergent", "MALA", "energy variance", "importance", "NaN/Inf",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 COMMON_DEFAULTS = {"chains": 4, "seed": 0, "sweep_of": None}
 """`sweep_of` names the sampler entry a calibration grid point came from (lambda_hat.sweep)."""
 SGLD_COMMON = {
-    "steps": 20000,
+    "steps": 40000,
     "batch_size": 256,
     "burn_in": 0.5,
     "eval_every": 10,
@@ -104,7 +104,9 @@ REGISTRY: dict[str, SamplerSpec] = {
             module="sgld",
             function="run_adam",
             dtype="float32",
-            defaults={**SGLD_COMMON, **PRECONDITIONED, "beta1": 0.9, "beta2": 0.9999},
+            # β1 = 0.5, β2 = 0.9999: see sgld.resolve_step_size (drift lag) and
+            # docs/samplers.md (preconditioner-position correlation).
+            defaults={**SGLD_COMMON, **PRECONDITIONED, "beta1": 0.5, "beta2": 0.9999},
         ),
         SamplerSpec(
             kind="sgnht",

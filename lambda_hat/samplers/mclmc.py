@@ -5,8 +5,11 @@ L (momentum decoherence length) and the step size are tuned per chain by
 that the per-dimension variance of the energy error per step is `desired_energy_var`
 (the bias of this unadjusted sampler grows with it) and fit a diagonal preconditioner; the
 last stage sets L from the autocorrelation of the tuning draws. Tuning draws are discarded.
-The realised energy variance is recorded: it is the only check on the step size, since no
-Metropolis step corrects it.
+The realised energy error is recorded (E[ΔE²]/d per chain, its median, and the mean over
+all draws, which the run warning uses): it is the only check on the step size, since no
+Metropolis step corrects it. On DLNs ΔE² is heavy-tailed (rare large errors at the valley
+walls: per-chain means up to 25× the target with medians 100× below it); BlackJAX's tuner
+down-weights such steps, so it tunes to the typical error, and λ̂ stayed within 3%.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ def run(posterior, data, settings: dict, seed: int) -> SamplerOutput:
     loss, energy_change, L, step_size, tuning_steps = result
     dim = data["w_star"].size
     # BlackJAX's tuning target: E[ΔE²]/d per step (ΔE = energy error of one step).
-    energy_var = np.mean(np.square(energy_change), axis=1) / dim
+    squared = np.square(energy_change) / dim
+    energy_var = np.mean(squared, axis=1)
     tuning = float(np.mean(tuning_steps))
     grad_evals_at = GRADS_PER_STEP * (tuning + np.arange(1, settings["draws"] + 1))
     return SamplerOutput(
@@ -91,7 +95,9 @@ def run(posterior, data, settings: dict, seed: int) -> SamplerOutput:
             "tuned": bool(is_auto(settings["L"]) or is_auto(settings["step_size"])),
             "tuning_steps_discarded": int(tuning),
             "energy_variance": energy_var.tolist(),
-            "energy_variance_max": float(np.nanmax(energy_var)) if np.any(np.isfinite(energy_var)) else None,
+            "energy_variance_median": np.median(squared, axis=1).tolist(),
+            "energy_variance_mean": float(np.mean(squared)) if np.all(np.isfinite(squared))
+            else None,
             "desired_energy_var": settings["desired_energy_var"],
         },
         compile_seconds=seconds_compile,

@@ -30,7 +30,7 @@ import numpy as np
 from blackjax.sgmcmc.diffusions import overdamped_langevin
 
 from .common import (POWER_ITERATIONS, SamplerOutput, chain_keys, compile_and_run, is_auto,
-                     top_curvature)
+                     loss_eval_cost, top_curvature)
 
 VARIANTS = ("sgld", "sgld_rmsprop", "sgld_adam", "sgnht")
 
@@ -236,9 +236,9 @@ def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
     blocks = loss.shape[1]
     burn_in = int(settings["burn_in"] * blocks)
     per_step = settings["batch_size"] / posterior.n
-    # Cost: one minibatch gradient per step, plus two per MALA probe; the power iteration
-    # of `step_size: auto` costs two full gradients per Hessian-vector product.
-    per_block = (settings["eval_every"] + 2) * per_step
+    # Cost: one minibatch gradient per step, two per MALA probe, one L_n per trace point; the
+    # power iteration of `step_size: auto` costs two full gradients per Hessian-vector product.
+    per_block = (settings["eval_every"] + 2) * per_step + loss_eval_cost(posterior)
     setup = 0.0 if np.isnan(curvature) else 2.0 * (POWER_ITERATIONS + 1) / settings["chains"]
     grad_evals_at = setup + np.arange(1, blocks + 1) * per_block
     kept = acceptance[:, burn_in:]

@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .common import (POWER_ITERATIONS, SamplerOutput, chain_keys, compile_and_run, over_chains,
-                     top_curvature)
+from .common import (POWER_ITERATIONS, SamplerOutput, chain_keys, compile_and_run,
+                     loss_eval_cost, over_chains, top_curvature)
 
 
 class MixtureParams(NamedTuple):
@@ -213,10 +213,12 @@ def run(posterior, data, settings: dict, seed: int) -> SamplerOutput:
     loss, log_weight, elbo, params = result
     d = data["w_star"].size
     # Cost: M·S minibatch gradients per step (one per reparameterised draw), per fit, plus
-    # the whitening: d Hessian-vector products (2 gradients each), or the power iteration.
+    # the whitening (d Hessian-vector products of 2 gradients each, or the power iteration)
+    # and the final L_n of every draw.
     per_step = settings["components"] * settings["samples"] * settings["batch_size"] / posterior.n
     setup = 2.0 * (d if settings["whitening"] == "hessian" else POWER_ITERATIONS + 1)
-    fit_cost = settings["steps"] * per_step + setup / settings["chains"]
+    fit_cost = (settings["steps"] * per_step + setup / settings["chains"]
+                + settings["draws"] * loss_eval_cost(posterior))
     weights = np.exp(params.logits - params.logits.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)
     sigma = np.exp(params.log_sigma)
