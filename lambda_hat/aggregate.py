@@ -23,10 +23,11 @@ COLUMNS = [
     "true_llc", "rel_error", "multiplicity", "ref_sampler", "ref_llc", "ref_rel_error",
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "chains_total", "chains_failed", "draws_per_chain",
-    "seed", "loss_star", "status", "warnings", "settings",
+    "seed", "loss_star", "status", "warnings", "sweep_of", "flat_region", "settings",
 ]
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
-                "warnings", "settings"}
+                "warnings", "sweep_of", "settings"}
+BOOL_COLUMNS = {"flat_region"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
                "seed"}
 REQUIRED_KEYS = ("experiment", "target", "sampler", "kind", "llc_mean")
@@ -40,6 +41,7 @@ def _row(summary: dict) -> dict:
     row = {column: summary.get(column) for column in COLUMNS}
     row["warnings"] = "; ".join(summary.get("warnings") or [])
     row["settings"] = json.dumps(summary.get("settings") or {}, sort_keys=True)
+    row["sweep_of"] = (summary.get("settings") or {}).get("sweep_of")
     return row
 
 
@@ -60,15 +62,31 @@ def _reference(row: dict, rows: list[dict]) -> dict | None:
     return min(candidates, key=rank)
 
 
+def _mark_flat_regions(rows: list[dict], summaries: list[dict]) -> None:
+    """`flat_region` per calibration-sweep row (null outside sweeps): per target and sweep."""
+    from .sweep import flat_region
+
+    sweeps: dict[tuple, list[int]] = {}
+    for index, row in enumerate(rows):
+        if row["sweep_of"] is not None:
+            sweeps.setdefault((row["target"], row["sweep_of"]), []).append(index)
+    for indices in sweeps.values():
+        points = flat_region([summaries[i] for i in indices])["points"]
+        for i in indices:
+            rows[i]["flat_region"] = points[rows[i]["sampler"]]
+
+
 def collect(summary_paths) -> list[dict]:
     """Rows in the order given (the workflow passes targets × samplers in config order)."""
-    rows = []
+    rows, summaries = [], []
     for path in summary_paths:
         summary = read_json(path)
         missing = [key for key in REQUIRED_KEYS if key not in summary]
         if missing:
             raise ArtifactError(f"{path}: not a run summary (missing {', '.join(missing)})")
         rows.append(_row(summary))
+        summaries.append(summary)
+    _mark_flat_regions(rows, summaries)
     for row in rows:
         reference = _reference(row, rows)
         if reference is not None:
@@ -88,6 +106,8 @@ def to_frame(rows: list[dict]):
     for column in COLUMNS:
         if column in TEXT_COLUMNS:
             frame[column] = frame[column].astype("string")
+        elif column in BOOL_COLUMNS:
+            frame[column] = frame[column].astype("boolean")
         elif column in INT_COLUMNS:
             frame[column] = pd.to_numeric(frame[column]).astype("Int64")
         else:

@@ -17,6 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .samplers import REGISTRY
+from .sweep import expand_sweeps
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -175,10 +176,16 @@ def _semantic_problems(raw: dict, source: str) -> list[str]:
 
 
 def check_experiment(raw: dict, source: str) -> list[str]:
-    """Every problem in an experiment, one line each, naming the file and the key path."""
+    """Every problem in an experiment, one line each, naming the file and the key path.
+
+    Calibration sweeps are expanded first, so each grid point is checked as a sampler."""
     problems = _schema_problems(raw, source)
     if problems:
         return problems
+    try:
+        raw = expand_sweeps(raw, source)
+    except ConfigError as exc:
+        return exc.problems
     return _semantic_problems(raw, source)
 
 
@@ -195,7 +202,7 @@ class Experiment:
         problems = check_experiment(raw, source)
         if problems:
             raise ConfigError(problems)
-        self.raw = raw
+        self.raw = expand_sweeps(raw, source)
         self.source = source
         self.name = raw.get("experiment", "default")
         self.posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}

@@ -83,3 +83,30 @@ def test_flat_region_per_gamma():
     result = flat_region(summaries)
     flats = {group["fixed"]["gamma"]: group["flat"] for group in result["groups"]}
     assert flats == {1.0: ["g1-0", "g1-1"], 10.0: ["g10-1", "g10-2"]}
+
+
+def test_experiment_and_table_see_grid_points(tmp_path):
+    """The configuration layer expands sweeps (so the workflow makes one job per point) and
+    the aggregate table marks each point in or out of the flat region."""
+    import json
+
+    import pandas as pd
+
+    from lambda_hat.aggregate import aggregate_runs
+    from lambda_hat.config import Experiment
+
+    raw = {"targets": {"t": {"model": {"kind": "dln", "widths": [2, 2], "rank": 1}}},
+           "samplers": {"s": {"kind": "sgld", "sweep": {"step_size": [1.0e-5, 2.0e-5, 1.0e-3]}}}}
+    experiment = Experiment(raw, "sweep.yaml")
+    names = experiment.sampler_names
+    assert names == ["s.step_size-1e-05", "s.step_size-2e-05", "s.step_size-0.001"]
+    paths = []
+    for name, llc in zip(names, (4.0, 4.1, 9.0)):
+        summary = {"experiment": "e", "target": "t", "sampler": name, "kind": "sgld",
+                   "llc_mean": llc, "llc_mcse": 0.05, "settings": experiment.sampler(name)}
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(summary))
+    aggregate_runs(paths, tmp_path / "llc.parquet")
+    table = pd.read_parquet(tmp_path / "llc.parquet")
+    assert table["sweep_of"].tolist() == ["s"] * 3
+    assert table["flat_region"].tolist() == [True, True, False]
