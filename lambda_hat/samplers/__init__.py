@@ -18,7 +18,7 @@ SGLD_COMMON = {
     "steps": 40000,
     "batch_size": 256,
     "burn_in": 0.5,
-    "eval_every": 10,
+    "eval_every": "auto",
     "replacement": True,
 }
 PRECONDITIONED = {"step_size": "auto", "step_size_scale": 0.2,

@@ -22,6 +22,7 @@ fraction of those trace points. At each trace point a MALA probe (below) checks 
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -226,7 +227,21 @@ def _sample(kind, posterior, settings, data, keys):
     return trace, step_size, stabilizer, curvature
 
 
+def resolve_eval_every(posterior, settings) -> int:
+    """`eval_every: auto`: every 10 steps where L_n is cheap (a DLN's sufficient statistics);
+    otherwise often enough for ≥ 20 trace points but rarely enough that full-data forward
+    passes (each ≈ n / (3·batch) steps' work) cost at most a quarter of the sampling."""
+    if settings["eval_every"] != "auto":
+        return int(settings["eval_every"])
+    if getattr(posterior, "quadratic", False):
+        every = 10
+    else:
+        every = max(10, math.ceil(4 * posterior.n / (3 * settings["batch_size"])))
+    return max(1, min(every, settings["steps"] // 20))
+
+
 def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
+    settings = {**settings, "eval_every": resolve_eval_every(posterior, settings)}
     if settings["steps"] < settings["eval_every"]:
         raise ValueError("steps must be at least eval_every")
     keys = chain_keys(seed, settings["chains"])
@@ -249,6 +264,7 @@ def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
         "top_curvature": None if np.isnan(curvature) else float(curvature),
         "batch_size": settings["batch_size"],
         "burn_in_discarded": burn_in * settings["eval_every"],
+        "eval_every": settings["eval_every"],
         "mala_acceptance_mean": float(np.nanmean(kept)) if np.any(np.isfinite(kept)) else None,
         "mala_probes": int(kept.size),
         "nonfinite_trace_points": int(np.sum(~np.isfinite(loss))),
