@@ -21,8 +21,24 @@ def resolve_beta(beta, n: int) -> float:
     return 1.0 / math.log(n) if beta == "auto" else float(beta)
 
 
+class Localized:
+    """The tempering and localization shared by every posterior: subclasses give `loss`,
+    `nbeta` and `gamma`."""
+
+    def localizer(self, w, data):
+        delta = w - data["w_star"]
+        return 0.5 * self.gamma * jnp.sum(delta * delta)
+
+    def logdensity(self, w, data):
+        return -(self.nbeta * self.loss(w, data) + self.localizer(w, data))
+
+    def loss_from_logdensity(self, logdensity, w, data):
+        """Recover L_n from a stored log density, saving a forward pass per draw."""
+        return (-logdensity - self.localizer(w, data)) / self.nbeta
+
+
 @dataclass(frozen=True)
-class Posterior:
+class Posterior(Localized):
     network: Network
     n: int
     beta: float
@@ -58,16 +74,6 @@ class Posterior:
         index = jax.random.randint(key, (batch_size,), 0, self.n)
         return self.batch_loss(w, data["X"][index], data["Y"][index])
 
-    def localizer(self, w, data):
-        delta = w - data["w_star"]
-        return 0.5 * self.gamma * jnp.sum(delta * delta)
-
-    def logdensity(self, w, data):
-        return -(self.nbeta * self.loss(w, data) + self.localizer(w, data))
-
-    def loss_from_logdensity(self, logdensity, w, data):
-        """Recover L_n from a stored log density, saving a forward pass per draw."""
-        return (-logdensity - self.localizer(w, data)) / self.nbeta
 
 
 def make_posterior(target: Target, beta, gamma: float, dtype: str):

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..posterior import Localized
+
 
 @dataclass(frozen=True)
-class PotentialPosterior:
+class PotentialPosterior(Localized):
     """p(w) ∝ exp(−nβ·K(w) − (γ/2)||w − w*||²) for K(w) = Σ c_i (w_i − w*_i)^{2k_i}.
 
     The loss has no data: `minibatch_loss` is the exact loss (no gradient noise), which
@@ -60,21 +62,10 @@ class PotentialPosterior:
     def minibatch_loss(self, w, data, key, batch_size: int):
         return self.loss(w, data)
 
-    def localizer(self, w, data):
-        import jax.numpy as jnp
-
-        delta = w - data["w_star"]
-        return 0.5 * self.gamma * jnp.sum(delta * delta)
-
-    def logdensity(self, w, data):
-        return -(self.nbeta * self.loss(w, data) + self.localizer(w, data))
-
-    def loss_from_logdensity(self, logdensity, w, data):
-        return (-logdensity - self.localizer(w, data)) / self.nbeta
 
 
 @dataclass(frozen=True)
-class GaussianPosterior:
+class GaussianPosterior(Localized):
     """Quadratic loss L(w) = ½ (w − w*)ᵀ A (w − w*) with A = Σ⁻¹/nβ, Σ = diag(s) + uuᵀ.
 
     With γ = 0 the posterior is exactly N(w*, Σ): nβ·E[L] = d/2 and log Z is known, so a
@@ -118,15 +109,6 @@ class GaussianPosterior:
     def minibatch_loss(self, w, data, key, batch_size: int):
         return self.loss(w, data)
 
-    def localizer(self, w, data):
-        delta = w - data["w_star"]
-        return 0.5 * self.gamma * (delta @ delta)
-
-    def logdensity(self, w, data):
-        return -(self.nbeta * self.loss(w, data) + self.localizer(w, data))
-
-    def loss_from_logdensity(self, logdensity, w, data):
-        return (-logdensity - self.localizer(w, data)) / self.nbeta
 
 
 def settings_for(kind: str, **overrides) -> dict:
