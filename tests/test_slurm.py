@@ -84,22 +84,25 @@ def planned_jobs(workspace: Path) -> dict[str, int]:
     return counts
 
 
-def sacct_jobs(since: str) -> list[dict]:
+def sacct_jobs(since: str, workdir: Path) -> list[dict]:
+    """This workspace's jobs only: `-S` also lists older jobs still running at `since`."""
     done = subprocess.run(["sacct", "-X", "-n", "-P", "-a", "-S", since,
-                           "-o", "JobID,State,Comment"], capture_output=True, text=True,
+                           "-o", "JobID,State,Comment,WorkDir"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()]
-    return [{"id": r[0], "state": r[1], "comment": r[2]} for r in rows]
+    return [{"id": r[0], "state": r[1], "comment": r[2]} for r in rows
+            if Path(r[3]) == workdir]
 
 
-def wait_for_sacct(since: str, expected: dict[str, int], deadline: float = 60) -> dict:
+def wait_for_sacct(since: str, workdir: Path, expected: dict[str, int],
+                   deadline: float = 60) -> dict:
     """{comment: [states]} once sacct shows the expected number of jobs per rule comment:
     it shows a job's comment only once the job has ended, and lags squeue a little."""
     stop = time.monotonic() + deadline
     while True:
         by_rule: dict[str, list[str]] = {}
-        for job in sacct_jobs(since):
+        for job in sacct_jobs(since, workdir):
             if job["comment"].startswith("rule_"):  # rule_<name>_wildcards_<values>
                 rule = job["comment"].split("_wildcards_")[0]
                 by_rule.setdefault(rule, []).append(job["state"])
@@ -146,7 +149,7 @@ def test_smoke_experiment_on_slurm(cluster, tmp_path):
     second_wall = time.monotonic() - started
     assert completed.returncode == 0, completed.stdout + completed.stderr
     retries = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["retries"]
-    by_rule = wait_for_sacct(since, {"rule_build_target": planned["build_target"],
+    by_rule = wait_for_sacct(since, workspace, {"rule_build_target": planned["build_target"],
                                      "rule_sample": planned["sample"] + retries})
     assert by_rule["rule_build_target"] == ["COMPLETED"] * planned["build_target"]
     sample_states = by_rule["rule_sample"]
@@ -161,10 +164,10 @@ def test_smoke_experiment_on_slurm(cluster, tmp_path):
     assert estimates(workspace) == estimates(local)
 
     # 4. A rerun with nothing changed submits nothing.
-    count_before = len(sacct_jobs(since))
+    count_before = len(sacct_jobs(since, workspace))
     again = slurm(workspace)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     time.sleep(2)
-    assert len(sacct_jobs(since)) == count_before
+    assert len(sacct_jobs(since, workspace)) == count_before
     print(f"\nslurm: first pass {first_wall:.1f}s, completing pass {second_wall:.1f}s, "
           f"{slurm_jobs} Slurm jobs")
