@@ -34,6 +34,15 @@ def check_precision(declared: str, who: str) -> None:
         )
 
 
+def run_status(summary: dict) -> str:
+    """`failed` when most chains diverged: the few left describe the step size's edge, not
+    the posterior, so the number is kept but not to be trusted; `warning` when any check
+    failed; else `ok`. (When every chain diverges there is no number: the job fails.)"""
+    if summary["chains_failed"] * 2 > summary["chains_total"]:
+        return "failed"
+    return "warning" if summary["warnings"] else "ok"
+
+
 def sample_run(experiment, sampler_name: str, target) -> tuple[dict, dict[str, np.ndarray]]:
     """(summary, traces) for one sampler on one loaded target."""
     from .posterior import make_posterior
@@ -93,7 +102,7 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[dict, dict[str, n
             f"on target {target.record['name']!r}; lower step_size"
             + (" or raise warmup" if spec.kind in ("hmc", "nuts") else "")
         )
-    summary["status"] = "warning" if summary["warnings"] else "ok"
+    summary["status"] = run_status(summary)
     traces = {"loss": output.loss, "grad_evals_at": output.grad_evals_at,
               "burn_in": np.asarray(output.burn_in), "loss_star": np.asarray(loss_star),
               **output.traces}
