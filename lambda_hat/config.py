@@ -159,6 +159,10 @@ def _semantic_problems(raw: dict, source: str) -> list[str]:
         for key in sorted(set(sampler) - allowed):
             report(["samplers", name, key], f"not a setting of a {kind} sampler; "
                    f"known: {', '.join(sorted(allowed - {'kind'}))}")
+        for key, words in spec.choices.items():
+            if key in sampler and sampler[key] not in words:
+                report(["samplers", name, key], f"{sampler[key]!r} is not one of "
+                       + ", ".join(map(str, words)))
         for key, value in sampler.items():
             default = spec.all_defaults.get(key)
             if isinstance(default, float) and isinstance(value, (int, float)) \

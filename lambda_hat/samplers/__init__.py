@@ -35,6 +35,9 @@ class SamplerSpec:
     """False for VI: its history is an optimisation, not a chain, so no ESS / R-hat."""
     function: str = "run"
     """Entry point in `module`: kinds that share code (hmc, nuts) share a module."""
+    choices: dict = field(default_factory=dict)
+    """Settings that take one of a few words: the config check names the key and the words
+    before any job starts, instead of a sampler failing mid-workflow."""
 
     @property
     def all_defaults(self) -> dict:
@@ -59,6 +62,7 @@ REGISTRY: dict[str, SamplerSpec] = {
                 "adaptation": "per_chain",
                 "step_size_jitter": 0.2,
             },
+            choices={"adaptation": ("per_chain", "shared")},
         ),
         SamplerSpec(
             kind="nuts",
@@ -72,6 +76,7 @@ REGISTRY: dict[str, SamplerSpec] = {
                 "target_accept": 0.9,
                 "adaptation": "per_chain",
             },
+            choices={"adaptation": ("per_chain", "shared")},
         ),
         SamplerSpec(
             kind="mclmc",
@@ -127,12 +132,14 @@ REGISTRY: dict[str, SamplerSpec] = {
                 "init_sigma": 0.3,
                 "steps": 3000,
                 "learning_rate": 1.0e-2,
+                "learning_rate_decay": "cosine",
                 "samples": 4,
                 "batch_size": 256,
                 "draws": 1000,
                 "eval_every": 10,
                 "replacement": True,
             },
+            choices={"whitening": ("hessian", "none"), "learning_rate_decay": ("cosine", "none")},
         ),
     )
 }

@@ -77,6 +77,9 @@ CASES = {
         "targets.m.model.rank: not a key of a mlp model"),
     "negative beta": (
         edited(("posterior", "beta"), -1.0), "posterior.beta: -1.0 is not valid under any"),
+    "a setting that is not one of its words": (
+        edited(("samplers", "hmc", "adaptation"), "pooled"),
+        "samplers.hmc.adaptation: 'pooled' is not one of per_chain, shared"),
     "boolean as a number": (
         edited(("samplers", "hmc", "draws"), True), "samplers.hmc.draws: True is not of type 'integer'"),
 }
