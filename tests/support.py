@@ -25,10 +25,12 @@ COMPILATION_CACHE = tempfile.mkdtemp(prefix="lambda-hat-test-jax-cache-")
 atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
 
 
-def run_cli(*args, x64: bool, cwd=None, threads: int | None = 1) -> subprocess.CompletedProcess:
+def run_cli(*args, x64: bool, cwd=None, threads: int | None = 1,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI in its own process; `env` adds to or overrides the test environment."""
     env = {**os.environ, "JAX_ENABLE_X64": "1" if x64 else "0",
            "JAX_COMPILATION_CACHE_DIR": COMPILATION_CACHE,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", **(env or {})}
     prefix = ["--threads", str(threads)] if threads else []
     return subprocess.run([*CLI, *prefix, *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)

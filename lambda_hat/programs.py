@@ -1,0 +1,343 @@
+"""Traced programs kept on disk (`jax.export`), beside JAX's persistent compilation cache.
+
+JAX's persistent cache skips XLA compilation, but it is keyed on the lowered module, so every
+job still traces and lowers its sampler in Python first: 0.3-0.4 s for a BlackJAX HMC
+program and as much again for the ESS/R-hat program, most of a warm job's overhead. Here the
+lowered program itself is stored, serialized by `jax.export`; a later job with the same key
+deserializes it (milliseconds), lowers the one-call wrapper `jit(exported.call)` (~50 ms) and
+finds that wrapper's executable in JAX's cache.
+
+The key covers everything that determines the program, and a value that cannot be described
+exactly means no caching rather than a guess: the function (code, source file, and every value
+it closes over or is partially applied to: settings, posterior fields, ...), the arguments'
+tree, shapes and dtypes, the source of this package, the versions of Python, JAX, jaxlib,
+BlackJAX, optax and NumPy, every JAX config value (x64 among them), and the backend. Code
+reached through module globals is covered by those digests and versions, and by the source
+file of each function the key describes; module globals patched at run time are not.
+
+A miss runs the freshly exported program, so a miss and a later hit execute the same program;
+with no cache directory programs are plain `jit`, which gives the same numbers (tested).
+Entries are written to a temporary name and renamed, so concurrent jobs never read a partial
+one, and carry a checksum: a damaged entry is ignored and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import functools
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import jax
+import numpy as np
+
+log = logging.getLogger("lambda_hat")
+
+SUBDIRECTORY = "lambda-hat-programs"
+MAGIC = b"lambda-hat exported program 1\n"
+_LIBRARY_ROOTS = ("jax", "jaxlib", "blackjax", "optax", "numpy")
+_VERSIONED_ROOTS = (*_LIBRARY_ROOTS, "lambda_hat")
+"""Packages whose code is pinned by the key (versions, or this package's source digest), so
+their modules and classes are described by name."""
+_MAX_DEPTH = 40
+
+
+class Unkeyable(Exception):
+    """A value the key cannot describe exactly: the program is not cached."""
+
+
+def default_cache_dir() -> Path | None:
+    """`<JAX compilation cache>/lambda-hat-programs`, or None when JAX has no persistent cache
+    (then nothing is stored: without it a stored program would still be compiled anew)."""
+    if not jax.config.jax_enable_compilation_cache:
+        return None
+    directory = jax.config.jax_compilation_cache_dir
+    return Path(directory) / SUBDIRECTORY if directory else None
+
+
+def compile_program(fn, args: tuple, cache_dir: Path | None):
+    """(compiled, status) for `jit(fn)` at `args`; status is "hit", "miss" or "off".
+
+    `compiled` takes the same arguments. Off (no directory, or a function the key cannot
+    describe) is `jax.jit(fn).lower(*args).compile()`.
+    """
+    if cache_dir is None:
+        return jax.jit(fn).lower(*args).compile(), "off"
+    try:
+        key = program_key(fn, args)
+    except Unkeyable as exc:
+        log.debug("program not cached: %s", exc)
+        return jax.jit(fn).lower(*args).compile(), "off"
+    path = Path(cache_dir) / f"{key}.jaxexport"
+    exported = _load(path)
+    if exported is not None:
+        try:
+            with _lapack_only_if_called(exported):
+                return jax.jit(exported.call).lower(*args).compile(), "hit"
+        except Exception as exc:  # a stored program that no longer fits: recompute it
+            log.debug("ignoring cached program %s: %s", path, exc)
+    from jax import export
+
+    try:
+        exported = export.export(jax.jit(fn))(*args)
+    except Exception as exc:  # not exportable (e.g. host callbacks); real errors re-raise below
+        log.debug("program not exportable: %s", exc)
+        return jax.jit(fn).lower(*args).compile(), "off"
+    _store(path, exported)
+    return jax.jit(exported.call).lower(*args).compile(), "miss"
+
+
+def program_key(fn, args: tuple) -> str:
+    """Hex digest of everything that determines the program of `jit(fn)` at `args`."""
+    leaves, tree = jax.tree.flatten(args)
+    material = {
+        "function": _describe(fn, 0),
+        "tree": str(tree),
+        "avals": [str(jax.typeof(leaf)) for leaf in leaves],
+        "environment": _environment(),
+        "jax_config": {name: repr(value) for name, value in sorted(jax.config.values.items())},
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _lapack_only_if_called(exported):
+    """Lowering `exported.call` on CPU initializes JAX's LAPACK bindings, which imports
+    scipy.linalg (~0.2 s), even for a program without linear algebra. Skip that when the
+    module names no LAPACK routine; were one missed, compiling it fails and the caller traces
+    the program anew, which initializes LAPACK as usual."""
+    from jax._src.export import _export
+
+    original = getattr(_export, "_ensure_backends_initialized", None)
+    if original is None or b"lapack" in exported.mlir_module_serialized:
+        yield
+        return
+    _export._ensure_backends_initialized = lambda platforms: None
+    try:
+        yield
+    finally:
+        _export._ensure_backends_initialized = original
+
+
+def _load(path: Path):
+    """The stored program, or None if absent, damaged or unreadable.
+
+    File: MAGIC, SHA-256 of the body, body = 4-byte length + JSON (the namedtuple classes of
+    the argument and result trees) + the `jax.export` serialization.
+    """
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    start = len(MAGIC) + 32
+    body = blob[start:]
+    if (len(blob) < start + 4 or not blob.startswith(MAGIC)
+            or hashlib.sha256(body).digest() != blob[len(MAGIC):start]):
+        log.debug("ignoring damaged cached program %s", path)
+        return None
+    from jax import export
+
+    try:
+        size = int.from_bytes(body[:4], "big")
+        meta = json.loads(body[4:4 + size])
+        for name in meta["namedtuples"]:
+            _register_namedtuple(_class_named(name))
+        return export.deserialize(bytearray(body[4 + size:]))
+    except Exception as exc:
+        log.debug("ignoring unreadable cached program %s: %s", path, exc)
+        return None
+
+
+def _store(path: Path, exported) -> None:
+    """Write atomically; a failure (no flatbuffers, full disk, read-only cache) only costs the
+    next job a trace."""
+    try:
+        names = sorted({_register_namedtuple(cls) for cls in
+                        _namedtuple_classes((exported.in_tree, exported.out_tree))})
+        meta = json.dumps({"namedtuples": names}).encode()
+        body = len(meta).to_bytes(4, "big") + meta + bytes(exported.serialize())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(MAGIC + hashlib.sha256(body).digest() + body)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the entry from other users
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except Exception as exc:
+        log.debug("could not store program %s: %s", path, exc)
+
+
+def _namedtuple_classes(trees):
+    """Namedtuple classes in pytree definitions (e.g. a sampler's parameter tuple): export
+    serializes only registered ones."""
+    stack, found = list(trees), []
+    while stack:
+        tree = stack.pop()
+        node = tree.node_data()
+        if node is not None and _is_namedtuple(node[0]):
+            found.append(node[0])
+        stack.extend(tree.children())
+    return found
+
+
+def _is_namedtuple(cls) -> bool:
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+def _register_namedtuple(cls) -> str:
+    from jax import export
+
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    try:
+        export.register_namedtuple_serialization(cls, serialized_name=name)
+    except ValueError:  # registered already
+        pass
+    return name
+
+
+def _class_named(name: str):
+    """A namedtuple class by `module:qualname`, from a module already imported (a cache
+    entry never causes an import)."""
+    module_name, qualname = name.split(":")
+    value = sys.modules[module_name]
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    if not _is_namedtuple(value):
+        raise TypeError(f"{name} is not a namedtuple class")
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> dict:
+    from .artifacts import package_versions
+
+    device = jax.devices()[0]
+    return {
+        "versions": package_versions(),
+        "python": sys.version,
+        "package_source": _package_digest(),
+        "backend": [jax.default_backend(), device.platform, device.device_kind,
+                    jax.device_count()],
+    }
+
+
+def _package_digest() -> str:
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(filename: str) -> str:
+    try:
+        return hashlib.sha256(Path(filename).read_bytes()).hexdigest()
+    except OSError:
+        raise Unkeyable(f"source file {filename!r} cannot be read") from None
+
+
+def _name(obj) -> str:
+    return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}"
+
+
+def _module_digest(module_name: str | None) -> str:
+    """'' for the versioned packages; else the digest of the module's source file."""
+    if module_name and module_name.split(".")[0] in _VERSIONED_ROOTS:
+        return ""
+    module = sys.modules.get(module_name or "")
+    filename = getattr(module, "__file__", None)
+    if not filename:
+        raise Unkeyable(f"module {module_name!r} has no source file")
+    return _file_digest(filename)
+
+
+def _describe(value, depth: int):
+    """A JSON-able description that differs whenever `value` could trace differently."""
+    if depth > _MAX_DEPTH:
+        raise Unkeyable("value nested too deeply")
+    depth += 1
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, bytes, complex, type(Ellipsis)):
+        return [kind.__name__, repr(value)]
+    if isinstance(value, enum.Enum):
+        return ["enum", _name(kind), _module_digest(kind.__module__), value.name]
+    if isinstance(value, np.generic):
+        return ["numpy scalar", str(value.dtype), repr(value.item())]
+    if isinstance(value, (np.ndarray, jax.Array)):
+        try:
+            array = np.asarray(value)
+        except Exception:  # a tracer
+            raise Unkeyable("a traced value is closed over") from None
+        return ["array", _name(kind), str(jax.typeof(value)), str(array.dtype), array.shape,
+                hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()]
+    if kind in (tuple, list, frozenset, set):
+        items = [_describe(item, depth) for item in value]
+        if kind in (frozenset, set):
+            items.sort(key=json.dumps)
+        return [kind.__name__, items]
+    if kind is dict:
+        items = [[_describe(k, depth), _describe(v, depth)] for k, v in value.items()]
+        return ["dict", sorted(items, key=json.dumps)]
+    if isinstance(value, functools.partial):
+        return ["partial", _describe(value.func, depth), _describe(value.args, depth),
+                _describe(value.keywords, depth)]
+    if isinstance(value, types.MethodType):
+        return ["method", _describe(value.__func__, depth), _describe(value.__self__, depth)]
+    if isinstance(value, types.FunctionType):
+        return _describe_function(value, depth)
+    if isinstance(value, types.CodeType):
+        return _describe_code(value, depth)
+    if isinstance(value, type):
+        return ["class", _name(value), _module_digest(value.__module__)]
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__, _module_digest(value.__name__)]
+    if dataclasses.is_dataclass(value):
+        names = [f.name for f in dataclasses.fields(value)]
+        names += sorted(set(getattr(value, "__dict__", {})) - set(names))
+        fields = [[name, _describe(getattr(value, name), depth)] for name in names]
+        return ["dataclass", _name(kind), _module_digest(kind.__module__), fields]
+    if callable(value) and kind.__module__.split(".")[0] in _LIBRARY_ROOTS:
+        # A library's function object (a jitted function, a custom_jvp, a ufunc): by name,
+        # and by the function it wraps, whose captures may differ between runs.
+        wrapped = getattr(value, "__wrapped__", None)
+        return ["callable", _name(value), _name(kind),
+                None if wrapped is None else _describe(wrapped, depth)]
+    raise Unkeyable(f"cannot describe a {_name(kind)}")
+
+
+def _describe_code(code: types.CodeType, depth: int):
+    """Bytecode, names and constants (nested code included). Not `marshal`: its output
+    depends on reference counts."""
+    return ["code", code.co_code.hex(), code.co_names, code.co_varnames, code.co_freevars,
+            code.co_cellvars, code.co_argcount, code.co_posonlyargcount,
+            code.co_kwonlyargcount, code.co_flags, _describe(code.co_consts, depth)]
+
+
+def _describe_function(fn: types.FunctionType, depth: int):
+    """Code, source file, defaults and captured values."""
+    code = fn.__code__
+    if code.co_filename.startswith("<"):
+        raise Unkeyable(f"{_name(fn)} has no source file")
+    cells = []
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell: a name not bound yet
+            raise Unkeyable(f"{_name(fn)} closes over an unbound {name!r}") from None
+        cells.append([name, _describe(contents, depth)])
+    return ["function", _name(fn), _describe_code(code, depth), _file_digest(code.co_filename),
+            cells, _describe(fn.__defaults__, depth),
+            _describe(fn.__kwdefaults__, depth)]
