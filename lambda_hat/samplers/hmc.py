@@ -13,17 +13,18 @@ HMC draws jitter the step size uniformly by ±`step_size_jitter` per transition:
 trajectory length a near-Gaussian posterior can resonate (the trajectory returns close to a
 half or full period) and the L_n trace then mixes very slowly (on a regular DLN the ESS of
 L_n fell to ~20 of 4000 draws; ±20% jitter restored ~1200). NUTS needs no jitter.
+
+BlackJAX is imported by the functions that trace it: a job whose traced program is cached
+(`lambda_hat.programs`) never imports it (~0.2 s).
 """
 
 from __future__ import annotations
 
 from functools import partial
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.base import get_filter_adapt_info_fn
 
 from .common import SamplerOutput, broadcast_chains, chain_keys, compile_and_run, over_chains
 
@@ -35,6 +36,9 @@ def _extra_parameters(kind, settings):
 
 
 def _adaptation(kind, logdensity, settings):
+    import blackjax
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
     algorithm = blackjax.hmc if kind == "hmc" else blackjax.nuts
     # Keep only the integration-step count of warmup transitions: it is the work done.
     info_fn = get_filter_adapt_info_fn(
@@ -58,6 +62,8 @@ def _adapt_one(kind, logdensity, settings, key, position):
 def _adapt(kind, logdensity, settings, keys, position):
     """Per-chain warmups, or (`shared`) one warmup whose end state and parameters every
     chain starts from; its cost is then spread over the chains."""
+    import blackjax
+
     chains = keys.shape[0]
     if settings["warmup"] == 0:
         state = blackjax.hmc.init(position, logdensity)
@@ -72,6 +78,8 @@ def _adapt(kind, logdensity, settings, keys, position):
 
 
 def _draws(kind, posterior, data, logdensity, settings, key, state, step_size, inverse_mass):
+    import blackjax
+
     if kind == "hmc":
         kernel = blackjax.hmc.build_kernel()
         extra = {"num_integration_steps": settings["num_integration_steps"]}

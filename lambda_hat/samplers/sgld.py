@@ -26,11 +26,9 @@ import math
 from functools import partial
 from typing import NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.sgmcmc.diffusions import overdamped_langevin
 
 from .common import (POWER_ITERATIONS, SamplerOutput, chain_keys, compile_and_run, is_auto,
                      loss_eval_cost, top_curvature)
@@ -154,6 +152,9 @@ def _mala_acceptance(posterior, data, settings, w, key, step):
 
 
 def _chain(kind, posterior, settings, data, step_size, stabilizer, key):
+    import blackjax  # at trace time: a job whose program is cached never imports it
+    from blackjax.sgmcmc.diffusions import overdamped_langevin
+
     dtype = data["w_star"].dtype
     batch_size = settings["batch_size"]
     loss_grad = _loss_grad_fn(posterior, data, batch_size)
