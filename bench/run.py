@@ -1,6 +1,7 @@
 """lambda-hat benchmarks: one run prints every ratio the performance issue asks for.
 
     python bench/run.py            # about 5-8 minutes on 2 cores; writes bench/results.{md,json}
+    python bench/run.py --only overhead   # section 3 alone (~15 s), printed as JSON
 
 Each figure is measured in this run, on this machine, beside the reference it is compared
 with (the machine's own matmul peak, devinterp on the same workload, the jobs' own sampling
@@ -177,7 +178,13 @@ def main() -> None:
     parser.add_argument("--full-batch", nargs="*", default=["hmc", "nuts", "mclmc"])
     parser.add_argument("--sgld", nargs="*", default=["sgld", "sgld_rmsprop", "sgld_adam", "sgnht"])
     parser.add_argument("--no-devinterp", action="store_true")
+    parser.add_argument("--only", choices=["overhead"],
+                        help="measure one section, print it as JSON and write no results file")
     args = parser.parse_args()
+    if args.only == "overhead":
+        with tempfile.TemporaryDirectory(prefix="lambda-hat-bench-") as tmp:
+            print(json.dumps(job_overhead(workspace(Path(tmp), SMOKE4_SAMPLERS)), indent=2))
+        return
     sys.path.insert(0, str(REPO))
     from lambda_hat.samplers import REGISTRY
 
