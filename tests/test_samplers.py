@@ -144,17 +144,20 @@ def test_full_batch_samplers_pass_the_exact_identity(results):
         assert result["r_hat"] < 1.05, kind
 
 
+VI_ON_A_SINGULAR_DLN = pytest.mark.xfail(
+    strict=True, reason="no variational family tried follows the DLN's curved valley of minima: "
+    "λ̂ ≈ 19-23 for λ = 10.5 (bench/vi_singular.py, docs/samplers.md); the importance-weight "
+    "check must say so")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("target", list(TARGETS))
-@pytest.mark.parametrize("kind", FULL_BATCH + MINIBATCH)
+@pytest.mark.parametrize("kind, target", [
+    pytest.param(kind, target, marks=[VI_ON_A_SINGULAR_DLN] if (kind, target) == ("vi", "dln3")
+                 else []) for target in TARGETS for kind in FULL_BATCH + MINIBATCH])
 def test_defaults_recover_the_exact_llc(results, kind, target):
     summary = _get(results, (target, kind))
     assert summary["dtype"] == REGISTRY[kind].dtype
     assert summary["chains_failed"] == 0
-    if kind == "vi" and target == "dln3":
-        pytest.xfail("a Gaussian-mixture q cannot follow the DLN's curved valley of minima: "
-                     "λ̂ ≈ 25 for λ = 10.5 (see docs/samplers.md); the importance-weight "
-                     "check must say so")
     rel = abs(summary["llc_mean"] - summary["true_llc"]) / summary["true_llc"]
     assert rel < TOLERANCE[kind], (kind, target, summary["llc_mean"], summary["true_llc"])
 
