@@ -48,6 +48,73 @@ def gradient_flops(sizes: list[int], n: int) -> float:
     return 2 * n * (2 * sum(layers) + sum(layers[1:]))
 
 
+def best_seconds(fn, repeats: int = 10) -> float:
+    jax.block_until_ready(fn())
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def bare_gradient_gflops(target: Target, dtype, chains: int = 4) -> dict:
+    """The floor under every full-batch sampler: one jitted, chain-vmapped value-and-grad of
+    the loss and nothing else, with the MLP's activation and with the identity in its place
+    (the same matmul shapes without the elementwise passes over the n×64 activations)."""
+    from lambda_hat.models import Network
+
+    X, Y = jnp.asarray(target.X, dtype), jnp.asarray(target.Y, dtype)
+    w = jnp.broadcast_to(jnp.asarray(target.w_star, dtype), (chains, target.w_star.size))
+    flops = chains * gradient_flops(list(target.network.sizes), X.shape[0])
+    rates = {}
+    for label, network in (("activation", target.network),
+                           ("identity", Network(target.network.sizes, "identity",
+                                                target.network.bias))):
+        def loss(w, network=network):
+            residual = network.apply(w, X) - Y
+            return jnp.mean(jnp.sum(residual * residual, axis=-1))
+
+        step = jax.jit(jax.vmap(jax.value_and_grad(loss)))
+        rates[label] = flops / best_seconds(lambda: step(w)) / 1e9
+    return rates
+
+
+def bare_sgld_seconds(target: Target, dtype, chains: int = 4, steps: int = 2000,
+                      batch: int = 256) -> dict:
+    """The floor under the SGLD family on its workload: vmap over chains of a scan whose step
+    is one minibatch value-and-grad and one Gaussian draw, with no trace or diagnostics; and
+    the two parts alone."""
+    X, Y = jnp.asarray(target.X, dtype), jnp.asarray(target.Y, dtype)
+    n = X.shape[0]
+    network = target.network
+    w0 = jnp.broadcast_to(jnp.asarray(target.w_star, dtype), (chains, target.w_star.size))
+
+    def loss(w, index):
+        residual = network.apply(w, X[index]) - Y[index]
+        return jnp.mean(jnp.sum(residual * residual, axis=-1))
+
+    def chain(w, key, gradient: bool, noise: bool):
+        def step(w, key):
+            batch_key, noise_key = jax.random.split(key)
+            if gradient:
+                index = jax.random.randint(batch_key, (batch,), 0, n)
+                w = w - 1e-7 * jax.value_and_grad(loss)(w, index)[1]
+            if noise:
+                w = w + 1e-4 * jax.random.normal(noise_key, w.shape, w.dtype)
+            return w, None
+
+        return jax.lax.scan(step, w, jax.random.split(key, steps))[0]
+
+    keys = jax.random.split(jax.random.key(0), chains)
+    result = {}
+    for label, gradient, noise in (("step", True, True), ("gradient_only", True, False),
+                                   ("noise_only", False, True)):
+        run = jax.jit(jax.vmap(lambda w, k, g=gradient, z=noise: chain(w, k, g, z)))
+        result[label] = best_seconds(lambda: run(w0, keys), repeats=3)
+    return result
+
+
 def bench_target(n: int, dtype: str) -> Target:
     raw = {
         "experiment": "bench",
@@ -81,6 +148,10 @@ def main() -> None:
     sizes = [16, 64, 64, 64, 1]
     flops_per_grad = gradient_flops(sizes, args.n)
     result["d"] = target.record["d"]
+    if args.full_batch:
+        result["bare_gradient_gflops"] = bare_gradient_gflops(target, jnp.dtype(dtype))
+    if args.sgld:
+        result["bare_sgld_seconds"] = bare_sgld_seconds(target, jnp.dtype(dtype))
     for kind in args.full_batch:
         output = run_sampler(target, kind, dtype, FULL_BATCH_SETTINGS.get(kind, {}))
         gflops = output.grad_evals * flops_per_grad / output.sample_seconds / 1e9

@@ -16,13 +16,16 @@ of curvature c by 1/(1 − εc/4), so τ bounds the relative bias of the stiffes
 about τ/4 whatever the model's scale (a fixed ε does not: at n = 20000, ε = 1e-5 is τ ≈ 0.04
 on a 6→4 linear model and τ ≈ 2.3 on the 8-6-7-5-6 DLN).
 
-Full-data L_n is evaluated every `eval_every` steps (that is the trace); burn-in is a
-fraction of those trace points. At each trace point a MALA probe (below) checks the step size.
+Every step's minibatch loss comes free with its gradient, and L_batch(w_t) on a batch drawn
+independently of w_t is an unbiased estimate of L_n(w_t). A trace point is the mean of
+`eval_every` consecutive minibatch losses, so λ̂ averages over every step at no extra cost, and
+no full-data pass is needed; the minibatch noise adds a variance that averages out over the
+run. Burn-in is a fraction of the trace points. At each trace point a MALA probe (below)
+checks the step size.
 """
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -79,7 +82,7 @@ def resolve_step_size(kind, posterior, data, settings, key):
     dtype = data["w_star"].dtype
     need = is_auto(settings["step_size"]) or is_auto(settings.get("stabilizer", 0.0))
     if need:
-        curvature = top_curvature(lambda w: posterior.loss(w, data), data["w_star"], key)
+        curvature = top_curvature(curvature_loss(posterior, data, key), data["w_star"], key)
     else:
         curvature = jnp.asarray(jnp.nan, dtype)
     c = posterior.nbeta * curvature + posterior.gamma
@@ -103,6 +106,29 @@ def resolve_step_size(kind, posterior, data, settings, key):
     if is_auto(stabilizer):
         stabilizer = settings["stabilizer_scale"] * grad_rms
     return step.astype(dtype), jnp.asarray(stabilizer, dtype), curvature.astype(dtype)
+
+
+CURVATURE_SUBSET = 2048
+
+
+def curvature_loss(posterior, data, key):
+    """The loss whose top Hessian eigenvalue sets `step_size: auto`.
+
+    Full-data L_n where it is cheap (a DLN's sufficient statistics); otherwise L on a fixed
+    random subset of CURVATURE_SUBSET points, so the power iteration costs a fraction of a
+    short run instead of ~60 full gradients. λ_max of a subsample's Hessian is, if anything,
+    above the full one's (λ_max is convex), which errs towards a smaller, safer step.
+    """
+    if loss_eval_cost(posterior) == 0 or posterior.n <= CURVATURE_SUBSET:
+        return lambda w: posterior.loss(w, data)
+    return lambda w: posterior.minibatch_loss(w, data, key, CURVATURE_SUBSET)
+
+
+def curvature_cost(posterior) -> float:
+    """Full-gradient equivalents of one Hessian-vector product of `curvature_loss`."""
+    if loss_eval_cost(posterior) == 0 or posterior.n <= CURVATURE_SUBSET:
+        return 2.0
+    return 2.0 * CURVATURE_SUBSET / posterior.n
 
 
 def _loss_grad_fn(posterior, data, batch_size):
@@ -152,16 +178,18 @@ def _mala_acceptance(posterior, data, settings, w, key, step):
 
 
 def _chain(kind, posterior, settings, data, step_size, stabilizer, key):
-    import blackjax  # at trace time: a job whose program is cached never imports it
+    """One chain's trace: per block of `eval_every` steps, (mean minibatch loss, MALA
+    acceptance, mean step). Each step returns (state, its minibatch loss)."""
+    # At trace time: a job whose program is cached never imports BlackJAX.
     from blackjax.sgmcmc.diffusions import overdamped_langevin
 
     dtype = data["w_star"].dtype
     batch_size = settings["batch_size"]
     loss_grad = _loss_grad_fn(posterior, data, batch_size)
     position = data["w_star"]
+    langevin = overdamped_langevin()
 
-    def logdensity_grad(w, batch_key):
-        loss_gradient = loss_grad(w, batch_key)[1]
+    def log_density_grad(w, loss_gradient):
         localizer_gradient = jax.grad(posterior.localizer)(w, data)
         return -(posterior.nbeta * loss_gradient + localizer_gradient)
 
@@ -172,35 +200,35 @@ def _chain(kind, posterior, settings, data, step_size, stabilizer, key):
 
         def one_step(state, step_key):
             batch_key, noise_key = jax.random.split(step_key)
-            return sgnht_step(noise_key, state, logdensity_grad(state.position, batch_key),
-                              step_size, settings["alpha"]), None
+            loss, grad = loss_grad(state.position, batch_key)
+            return sgnht_step(noise_key, state, log_density_grad(state.position, grad),
+                              step_size, settings["alpha"]), loss
 
         def current(state):
             return state.position, step_size * step_size  # one leapfrog step ≡ MALA, ε = h²
     elif kind == "sgld":
-        sgld = blackjax.sgld(logdensity_grad)
+        # blackjax.sgld's step is this diffusion applied to a gradient estimator; calling the
+        # diffusion directly keeps the minibatch loss that came with the gradient.
         state = position
 
         def one_step(w, step_key):
             batch_key, noise_key = jax.random.split(step_key)
-            return sgld.step(noise_key, w, batch_key, step_size / 2), None
+            loss, grad = loss_grad(w, batch_key)
+            return langevin(noise_key, w, log_density_grad(w, grad), step_size / 2), loss
 
         def current(w):
             return w, step_size
     else:
-        langevin = overdamped_langevin()
         zeros = jnp.zeros_like(position)
         state = PreconditionedState(position, zeros, zeros, jnp.zeros((), jnp.int32))
 
         def one_step(state, step_key):
             batch_key, noise_key = jax.random.split(step_key)
-            grad = loss_grad(state.position, batch_key)[1]
+            loss, grad = loss_grad(state.position, batch_key)
             state, drift, scale = _precondition(kind, settings, stabilizer, state, grad)
             w = state.position
-            localizer_gradient = jax.grad(posterior.localizer)(w, data)
-            log_grad = -(posterior.nbeta * drift + localizer_gradient)
-            w = langevin(noise_key, w, log_grad, step_size * scale / 2)
-            return state._replace(position=w), scale
+            w = langevin(noise_key, w, log_density_grad(w, drift), step_size * scale / 2)
+            return state._replace(position=w), loss
 
         def current(state):
             scale = 1 / (jnp.sqrt(state.v / (1 - jnp.asarray(settings["beta2"], dtype)
@@ -210,10 +238,11 @@ def _chain(kind, posterior, settings, data, step_size, stabilizer, key):
 
     def one_block(state, block_key):
         steps_key, probe_key = jax.random.split(block_key)
-        state, _ = jax.lax.scan(one_step, state, jax.random.split(steps_key, settings["eval_every"]))
+        state, losses = jax.lax.scan(one_step, state,
+                                     jax.random.split(steps_key, settings["eval_every"]))
         w, step = current(state)
         acceptance = _mala_acceptance(posterior, data, settings, w, probe_key, step)
-        return state, (posterior.loss(w, data), acceptance, jnp.mean(step))
+        return state, (jnp.mean(losses), acceptance, jnp.mean(step))
 
     blocks = settings["steps"] // settings["eval_every"]
     _, trace = jax.lax.scan(one_block, state, jax.random.split(key, blocks))
@@ -228,21 +257,19 @@ def _sample(kind, posterior, settings, data, keys):
     return trace, step_size, stabilizer, curvature
 
 
-def resolve_eval_every(posterior, settings) -> int:
-    """`eval_every: auto`: every 10 steps where L_n is cheap (a DLN's sufficient statistics);
-    otherwise often enough for ≥ 20 trace points but rarely enough that full-data forward
-    passes (each ≈ n / (3·batch) steps' work) cost at most a quarter of the sampling."""
+AUTO_EVAL_EVERY = 50
+"""Steps per trace point under `eval_every: auto`: the MALA probe at each trace point (two
+minibatch gradients) then costs 4% of the sampling; runs shorter than 1000 steps get 20 points."""
+
+
+def resolve_eval_every(settings) -> int:
     if settings["eval_every"] != "auto":
         return int(settings["eval_every"])
-    if getattr(posterior, "quadratic", False):
-        every = 10
-    else:
-        every = max(10, math.ceil(4 * posterior.n / (3 * settings["batch_size"])))
-    return max(1, min(every, settings["steps"] // 20))
+    return max(1, min(AUTO_EVAL_EVERY, settings["steps"] // 20))
 
 
 def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
-    settings = {**settings, "eval_every": resolve_eval_every(posterior, settings)}
+    settings = {**settings, "eval_every": resolve_eval_every(settings)}
     if settings["steps"] < settings["eval_every"]:
         raise ValueError("steps must be at least eval_every")
     keys = chain_keys(seed, settings["chains"])
@@ -252,10 +279,11 @@ def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
     blocks = loss.shape[1]
     burn_in = int(settings["burn_in"] * blocks)
     per_step = settings["batch_size"] / posterior.n
-    # Cost: one minibatch gradient per step, two per MALA probe, one L_n per trace point; the
-    # power iteration of `step_size: auto` costs two full gradients per Hessian-vector product.
-    per_block = (settings["eval_every"] + 2) * per_step + loss_eval_cost(posterior)
-    setup = 0.0 if np.isnan(curvature) else 2.0 * (POWER_ITERATIONS + 1) / settings["chains"]
+    # Cost: one minibatch gradient per step and two per MALA probe; the power iteration of
+    # `step_size: auto` runs once for all chains.
+    per_block = (settings["eval_every"] + 2) * per_step
+    setup = (0.0 if np.isnan(curvature)
+             else curvature_cost(posterior) * (POWER_ITERATIONS + 1) / settings["chains"])
     grad_evals_at = setup + np.arange(1, blocks + 1) * per_block
     kept = acceptance[:, burn_in:]
     stats = {
