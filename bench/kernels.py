@@ -58,15 +58,16 @@ def best_seconds(fn, repeats: int = 10) -> float:
     return best
 
 
-def bare_gradient_gflops(target: Target, dtype, chains: int = 4) -> dict:
-    """The floor under every full-batch sampler: one jitted, chain-vmapped value-and-grad of
-    the loss and nothing else, with the MLP's activation and with the identity in its place
-    (the same matmul shapes without the elementwise passes over the n×64 activations)."""
+def bare_gradient_gflops(target: Target, dtype) -> dict:
+    """The floor under every full-batch sampler: one jitted value-and-grad of the loss and
+    nothing else, for one chain (the samplers run chains one after another, `over_chains`),
+    with the MLP's activation and with the identity in its place: the same matmul shapes
+    without the elementwise passes over the n×64 activations."""
     from lambda_hat.models import Network
 
     X, Y = jnp.asarray(target.X, dtype), jnp.asarray(target.Y, dtype)
-    w = jnp.broadcast_to(jnp.asarray(target.w_star, dtype), (chains, target.w_star.size))
-    flops = chains * gradient_flops(list(target.network.sizes), X.shape[0])
+    w = jnp.asarray(target.w_star, dtype)
+    flops = gradient_flops(list(target.network.sizes), X.shape[0])
     rates = {}
     for label, network in (("activation", target.network),
                            ("identity", Network(target.network.sizes, "identity",
@@ -75,7 +76,7 @@ def bare_gradient_gflops(target: Target, dtype, chains: int = 4) -> dict:
             residual = network.apply(w, X) - Y
             return jnp.mean(jnp.sum(residual * residual, axis=-1))
 
-        step = jax.jit(jax.vmap(jax.value_and_grad(loss)))
+        step = jax.jit(jax.value_and_grad(loss))
         rates[label] = flops / best_seconds(lambda: step(w)) / 1e9
     return rates
 
