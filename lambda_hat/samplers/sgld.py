@@ -131,10 +131,11 @@ def curvature_cost(posterior) -> float:
     return 2.0 * CURVATURE_SUBSET / posterior.n
 
 
-def _loss_grad_fn(posterior, data, batch_size):
+def _loss_grad_fn(posterior, data, settings):
     """Minibatch (L_batch, ∇L_batch) at w for the batch drawn by `key`."""
     return lambda w, key: jax.value_and_grad(
-        lambda w: posterior.minibatch_loss(w, data, key, batch_size))(w)
+        lambda w: posterior.minibatch_loss(w, data, key, settings["batch_size"],
+                                           settings["replacement"]))(w)
 
 
 def _precondition(kind, settings, stabilizer, state, grad):
@@ -163,7 +164,8 @@ def _mala_acceptance(posterior, data, settings, w, key, step):
     batch_key, noise_key = jax.random.split(key)
 
     def potential(w):
-        loss = posterior.minibatch_loss(w, data, batch_key, settings["batch_size"])
+        loss = posterior.minibatch_loss(w, data, batch_key, settings["batch_size"],
+                                        settings["replacement"])
         return posterior.nbeta * loss + posterior.localizer(w, data)
 
     u0, g0 = jax.value_and_grad(potential)(w)
@@ -184,8 +186,7 @@ def _chain(kind, posterior, settings, data, step_size, stabilizer, key):
     from blackjax.sgmcmc.diffusions import overdamped_langevin
 
     dtype = data["w_star"].dtype
-    batch_size = settings["batch_size"]
-    loss_grad = _loss_grad_fn(posterior, data, batch_size)
+    loss_grad = _loss_grad_fn(posterior, data, settings)
     position = data["w_star"]
     langevin = overdamped_langevin()
 

@@ -59,7 +59,7 @@ class PotentialPosterior(Localized):
                  enumerate(zip(self.coefficients, self.powers))]
         return jnp.sum(jnp.stack(terms))
 
-    def minibatch_loss(self, w, data, key, batch_size: int):
+    def minibatch_loss(self, w, data, key, batch_size: int, replacement: bool = True):
         return self.loss(w, data)
 
 
@@ -106,7 +106,7 @@ class GaussianPosterior(Localized):
         delta = w - data["w_star"]
         return 0.5 * delta @ data["A"] @ delta
 
-    def minibatch_loss(self, w, data, key, batch_size: int):
+    def minibatch_loss(self, w, data, key, batch_size: int, replacement: bool = True):
         return self.loss(w, data)
 
 

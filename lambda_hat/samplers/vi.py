@@ -131,7 +131,8 @@ def elbo_estimate(params, key, posterior, data, settings, transform):
 
     def log_ratio(u):
         w = w_star + T @ u
-        loss = posterior.minibatch_loss(w, data, batch_key, settings["batch_size"])
+        loss = posterior.minibatch_loss(w, data, batch_key, settings["batch_size"],
+                                        settings["replacement"])
         log_target = -(posterior.nbeta * loss + posterior.localizer(w, data))
         return log_target - (mixture_logpdf(u, params) - log_det)
 
