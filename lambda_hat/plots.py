@@ -97,7 +97,9 @@ def plot_run(run_dir, out) -> None:
         ax.axvspan(x[0], x[min(burn_in, steps - 1)], color="gray", alpha=0.15,
                    label="burn-in (discarded)")
     ax.axhline(loss_star, color="black", linestyle=":", linewidth=1.2, label="L_n(w*)")
-    ax.set_ylabel("L_n(w)")
+    stats = summary.get("stats") or {}
+    ax.set_ylabel(f"L_n(w), minibatch mean of {stats.get('eval_every')} steps"
+                  if "minibatch" in str(stats.get("loss_trace", "")) else "L_n(w)")
     ax.set_xlabel(xlabel)
     if chains <= 8:
         ax.legend(loc="best", fontsize=7, ncol=2)

@@ -260,13 +260,15 @@ def _sample(kind, posterior, settings, data, keys):
 
 AUTO_EVAL_EVERY = 50
 """Steps per trace point under `eval_every: auto`: the MALA probe at each trace point (two
-minibatch gradients) then costs 4% of the sampling; runs shorter than 1000 steps get 20 points."""
+minibatch gradients) then costs 4% of the sampling. Runs shorter than 5000 steps get 100 trace
+points (probe cost up to 2/(steps/100)), so that the ESS, counted in trace points, can reach
+the 100 below which a run is flagged."""
 
 
 def resolve_eval_every(settings) -> int:
     if settings["eval_every"] != "auto":
         return int(settings["eval_every"])
-    return max(1, min(AUTO_EVAL_EVERY, settings["steps"] // 20))
+    return max(1, min(AUTO_EVAL_EVERY, settings["steps"] // 100))
 
 
 def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
@@ -295,6 +297,7 @@ def _run(kind, posterior, data, settings, seed) -> SamplerOutput:
         "batch_size": settings["batch_size"],
         "burn_in_discarded": burn_in * settings["eval_every"],
         "eval_every": settings["eval_every"],
+        "loss_trace": "mean minibatch loss over each eval_every steps (unbiased for L_n)",
         "mala_acceptance_mean": float(np.nanmean(kept)) if np.any(np.isfinite(kept)) else None,
         "mala_probes": int(kept.size),
         "nonfinite_trace_points": int(np.sum(~np.isfinite(loss))),
