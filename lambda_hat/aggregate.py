@@ -14,8 +14,9 @@ import json
 import math
 from pathlib import Path
 
-from .artifacts import atomic_write_bytes, read_json
+from .artifacts import atomic_write_bytes
 from .errors import ArtifactError
+from .summary import RunSummary, read_summary
 
 COLUMNS = [
     "experiment", "target", "sampler", "kind", "dtype", "n", "d", "beta", "gamma", "nbeta",
@@ -30,18 +31,17 @@ TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler
 BOOL_COLUMNS = {"flat_region"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
                "seed"}
-REQUIRED_KEYS = ("experiment", "target", "sampler", "kind", "llc_mean")
 
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _row(summary: dict) -> dict:
-    row = {column: summary.get(column) for column in COLUMNS}
-    row["warnings"] = "; ".join(summary.get("warnings") or [])
-    row["settings"] = json.dumps(summary.get("settings") or {}, sort_keys=True)
-    row["sweep_of"] = (summary.get("settings") or {}).get("sweep_of")
+def _row(summary: RunSummary) -> dict:
+    row = {column: getattr(summary, column, None) for column in COLUMNS}
+    row["warnings"] = "; ".join(summary.warnings)
+    row["settings"] = json.dumps(summary.settings, sort_keys=True)
+    row["sweep_of"] = summary.settings.get("sweep_of")
     return row
 
 
@@ -62,7 +62,7 @@ def _reference(row: dict, rows: list[dict]) -> dict | None:
     return min(candidates, key=rank)
 
 
-def _mark_flat_regions(rows: list[dict], summaries: list[dict]) -> None:
+def _mark_flat_regions(rows: list[dict], summaries: list[RunSummary]) -> None:
     """`flat_region` per calibration-sweep row (null outside sweeps): per target and sweep."""
     from .sweep import flat_region
 
@@ -78,14 +78,8 @@ def _mark_flat_regions(rows: list[dict], summaries: list[dict]) -> None:
 
 def collect(summary_paths) -> list[dict]:
     """Rows in the order given (the workflow passes targets × samplers in config order)."""
-    rows, summaries = [], []
-    for path in summary_paths:
-        summary = read_json(path)
-        missing = [key for key in REQUIRED_KEYS if key not in summary]
-        if missing:
-            raise ArtifactError(f"{path}: not a run summary (missing {', '.join(missing)})")
-        rows.append(_row(summary))
-        summaries.append(summary)
+    summaries = [read_summary(path) for path in summary_paths]
+    rows = [_row(summary) for summary in summaries]
     _mark_flat_regions(rows, summaries)
     for row in rows:
         reference = _reference(row, rows)

@@ -39,23 +39,24 @@ def _sample(args) -> None:
 
     experiment = Experiment.load(args.config)
     settings = experiment.sampler(args.sampler)
-    from .artifacts import prepare_output_dir, write_json, write_npz
+    from .artifacts import prepare_output_dir, write_npz
     from .runner import check_precision, sample_run
+    from .summary import write_summary
     from .targets import load_target
 
-    check_precision(settings["dtype"], f"sampler {args.sampler!r} (kind {settings['kind']})")
+    check_precision(settings.dtype, f"sampler {args.sampler!r} (kind {settings.kind})")
     target = load_target(args.target_dir)
     out = prepare_output_dir(args.out)
     summary, traces = sample_run(experiment, args.sampler, target)
     write_npz(out / "trace.npz", traces)
-    write_json(out / "summary.json", summary)
-    for warning in summary["warnings"]:
-        log.warning("%s/%s: %s", summary["target"], args.sampler, warning)
-    mcse = summary["llc_mcse"]
+    write_summary(out / "summary.json", summary)
+    for warning in summary.warnings:
+        log.warning("%s/%s: %s", summary.target, args.sampler, warning)
+    mcse = summary.llc_mcse
     log.info("%s/%s: llc = %.4g ± %s (mcse), true %s, %d grad evals, %.2fs sampling",
-             summary["target"], args.sampler, summary["llc_mean"],
-             "n/a" if mcse is None else f"{mcse:.3g}", summary["true_llc"],
-             summary["grad_evals"], summary["sample_seconds"])
+             summary.target, args.sampler, summary.llc_mean,
+             "n/a" if mcse is None else f"{mcse:.3g}", summary.true_llc,
+             summary.grad_evals, summary.sample_seconds)
 
 
 def _check(args) -> None:

@@ -1,7 +1,9 @@
 """Experiment files: loading, checking and resolving defaults, without importing JAX.
 
 The same checks run in the workflow (before any job starts) and in the CLI (when it is run
-by hand), so a bad value is reported once, naming the file and the key path.
+by hand), so a bad value is reported once, naming the file and the key path. The keys of each
+sampler and of each target kind's model are typed by their dataclasses (`Settings`, `Model`),
+so a new kind's keys are checked without editing the schema file, which types the rest.
 """
 
 from __future__ import annotations
@@ -16,42 +18,15 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .samplers import REGISTRY
+from .samplers import REGISTRY as SAMPLERS
+from .settings import field_names, make, schema_of
 from .sweep import expand_sweeps
+from .targets import COMMON_DEFAULTS, REGISTRY as TARGETS
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 POSTERIOR_DEFAULTS = {"beta": "auto", "gamma": 1.0}
-TARGET_DEFAULTS = {
-    "dln": {
-        "model": {"kind": "dln"},
-        "data": {
-            "n": 10000,
-            "x": {"kind": "gaussian", "scale": 1.0, "condition": 10.0},
-            "noise": {"kind": "gaussian", "sigma": 0.0, "df": 4.0},
-        },
-        "seed": 0,
-        "dtype": "float64",
-        "w_star": "teacher",
-        "training": {"optimizer": "adam", "learning_rate": 1.0e-2, "steps": 2000},
-    },
-    "mlp": {
-        "model": {"kind": "mlp", "activation": "tanh", "bias": True, "teacher_widths": None},
-        "data": {
-            "n": 5000,
-            "x": {"kind": "gaussian", "scale": 1.0, "condition": 10.0},
-            "noise": {"kind": "gaussian", "sigma": 0.1, "df": 4.0},
-        },
-        "seed": 0,
-        "dtype": "float64",
-        "w_star": "trained",
-        "training": {"optimizer": "adam", "learning_rate": 1.0e-2, "steps": 2000},
-    },
-}
-MODEL_KEYS = {"dln": {"kind", "widths", "rank"}, "mlp": {"kind", "in_dim", "widths", "out_dim",
-                                                         "activation", "bias", "teacher_widths"}}
-MODEL_REQUIRED = {"dln": ("widths", "rank"), "mlp": ("in_dim", "widths", "out_dim")}
 
 
 def canonical_json(obj) -> str:
@@ -71,7 +46,11 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema file, with the registered target kinds as the words of `model.kind`."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    model = schema["$defs"]["target"]["properties"]["model"]
+    model["properties"]["kind"] = {"enum": sorted(TARGETS)}
+    return schema
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -91,116 +70,127 @@ def _key_path(parts) -> str:
     return ".".join(str(part) for part in parts) or "<top level>"
 
 
-def _schema_problems(raw: dict, source: str) -> list[str]:
+def _message(error) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key(s) {', '.join(map(repr, extra))}"
+    if error.validator in ("type", "anyOf", "pattern") and isinstance(error.instance, str):
+        message = f"{error.instance!r} is text, expected a number"
+        if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", error.instance):
+            message += " (YAML reads 1e-5 as text: write 1.0e-5)"
+        return message
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of " + ", ".join(map(str, error.validator_value))
+    return error.message
+
+
+def _validate(instance, schema, where: list) -> list[tuple[list, str]]:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load_schema())
+    validator = jsonschema.Draft202012Validator(schema)
+    return [([*where, *error.absolute_path], _message(error))
+            for error in validator.iter_errors(instance)]
+
+
+def _typed_entry(given: dict, cls, where: list, what: str, unknown: str) -> list:
+    """Problems of one entry typed by a dataclass: unknown keys, missing ones, bad values."""
+    schema = schema_of(cls)
+    known = set(schema["properties"])
+    problems = [([*where, key], f"{unknown}; known: {', '.join(sorted(known - {'kind'}))}")
+                for key in sorted(set(given) - known)]
+    problems += [([*where, key], f"required for a {what}")
+                 for key in schema["required"] if key not in given]
+    values = {key: value for key, value in given.items() if key in known and key != "kind"}
+    properties = {key: schema["properties"][key] for key in values}
+    return problems + _validate(values, {"type": "object", "properties": properties}, where)
+
+
+def _entry_problems(raw: dict) -> list:
+    """Kind-specific keys of every sampler and target model (after the schema file's check)."""
     problems = []
-    for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
-        where = _key_path(error.absolute_path)
-        if error.validator == "additionalProperties":
-            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            message = f"unknown key(s) {', '.join(map(repr, extra))}"
-        elif error.validator in ("type", "anyOf", "pattern") and isinstance(error.instance, str):
-            message = f"{error.instance!r} is text, expected a number"
-            if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", error.instance):
-                message += " (YAML reads 1e-5 as text: write 1.0e-5)"
-        else:
-            message = error.message
-        problems.append(f"{source}: {where}: {message}")
+    for name, sampler in (raw.get("samplers") or {}).items():
+        kind = sampler.get("kind")
+        if kind not in SAMPLERS:
+            problems.append((["samplers", name, "kind"], f"unknown sampler kind {kind!r}; "
+                             f"known: {', '.join(sorted(SAMPLERS))}"))
+            continue
+        problems += _typed_entry(sampler, SAMPLERS[kind].Settings, ["samplers", name],
+                                 f"{kind} sampler", f"not a setting of a {kind} sampler")
+    for name, target in (raw.get("targets") or {}).items():
+        model = target["model"]
+        kind = model["kind"]
+        problems += _typed_entry(model, TARGETS[kind].Model, ["targets", name, "model"],
+                                 f"{kind} model", f"not a key of a {kind} model")
     return problems
 
 
-def _semantic_problems(raw: dict, source: str) -> list[str]:
+def _semantic_problems(raw: dict) -> list:
     problems = []
-
-    def report(parts, message):
-        problems.append(f"{source}: {_key_path(parts)}: {message}")
-
     lowered: dict[str, str] = {}
     for section in ("targets", "samplers"):
         for name in raw.get(section) or {}:
             if not NAME_PATTERN.match(str(name)):
-                report([section, name], "name must be letters, digits, '_', '.', '-' "
-                       "(it becomes a directory name)")
+                problems.append(([section, name], "name must be letters, digits, '_', '.', "
+                                 "'-' (it becomes a directory name)"))
             if section == "samplers":
                 clash = lowered.setdefault(str(name).lower(), str(name))
                 if clash != str(name):
-                    report([section, name], f"writes the same path as sampler {clash!r} "
-                           "on a case-insensitive file system")
-
+                    problems.append(([section, name], f"writes the same path as sampler "
+                                     f"{clash!r} on a case-insensitive file system"))
     for name, target in (raw.get("targets") or {}).items():
-        model = target.get("model") or {}
-        kind = model.get("kind")
-        if kind not in MODEL_KEYS:
-            continue
-        for key in sorted(set(model) - MODEL_KEYS[kind]):
-            report(["targets", name, "model", key], f"not a key of a {kind} model")
-        for key in MODEL_REQUIRED[kind]:
-            if key not in model:
-                report(["targets", name, "model", key], f"required for a {kind} model")
-        widths = model.get("widths")
-        if kind == "dln" and isinstance(widths, list) and widths and len(widths) < 2:
-            report(["targets", name, "model", "widths"], "a DLN needs [H_0, ..., H_L] with L >= 1")
-        rank = model.get("rank")
-        if kind == "dln" and isinstance(rank, int) and isinstance(widths, list) and widths:
-            if all(isinstance(w, int) for w in widths) and rank > min(widths):
-                report(["targets", name, "model", "rank"],
-                       f"rank {rank} exceeds the smallest width {min(widths)}")
-
-    for name, sampler in (raw.get("samplers") or {}).items():
-        kind = sampler.get("kind")
-        spec = REGISTRY.get(kind)
-        if spec is None:
-            report(["samplers", name, "kind"],
-                   f"unknown sampler kind {kind!r}; known: {', '.join(sorted(REGISTRY))}")
-            continue
-        allowed = set(spec.all_defaults) | {"kind", "beta", "gamma"}
-        for key in sorted(set(sampler) - allowed):
-            report(["samplers", name, key], f"not a setting of a {kind} sampler; "
-                   f"known: {', '.join(sorted(allowed - {'kind'}))}")
-        for key, words in spec.choices.items():
-            if key in sampler and sampler[key] not in words:
-                report(["samplers", name, key], f"{sampler[key]!r} is not one of "
-                       + ", ".join(map(str, words)))
-        for key, value in sampler.items():
-            default = spec.all_defaults.get(key)
-            if isinstance(default, float) and isinstance(value, (int, float)) \
-                    and not isinstance(value, bool) and not math.isfinite(value):
-                report(["samplers", name, key], "must be a finite number")
-        batch = sampler.get("batch_size")
-        if isinstance(batch, int) and sampler.get("replacement", True) is False:
+        kind = TARGETS[target["model"]["kind"]]
+        problems += [(["targets", name, "model", key], message)
+                     for key, message in kind.check(make(kind.Model, target["model"]))]
+    for name, given in (raw.get("samplers") or {}).items():
+        module = SAMPLERS[given["kind"]]
+        settings = make(module.Settings, given)
+        for key in field_names(module.Settings):
+            value = getattr(settings, key)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append((["samplers", name, key], "must be a finite number"))
+        check = getattr(module, "check", None)
+        problems += [(["samplers", name, key], message)
+                     for key, message in (check(settings) if check else [])]
+        if getattr(settings, "replacement", True) is False:
             for target_name in raw.get("targets") or {}:
-                n = _resolve_target_raw(raw, target_name)["data"].get("n")
-                if isinstance(n, int) and batch > n:
-                    report(["samplers", name, "batch_size"],
-                           f"batch {batch} > n = {n} of target {target_name!r} needs "
-                           "replacement: true")
+                n = _resolve_target(raw, target_name)["data"]["n"]
+                if settings.batch_size > n:
+                    problems.append((["samplers", name, "batch_size"],
+                                     f"batch {settings.batch_size} > n = {n} of target "
+                                     f"{target_name!r} needs replacement: true"))
     return problems
+
+
+def _lines(problems, source: str) -> list[str]:
+    ordered = sorted(problems, key=lambda item: [str(part) for part in item[0]])
+    return [f"{source}: {_key_path(path)}: {message}" for path, message in ordered]
 
 
 def check_experiment(raw: dict, source: str) -> list[str]:
     """Every problem in an experiment, one line each, naming the file and the key path.
 
     Calibration sweeps are expanded first, so each grid point is checked as a sampler."""
-    problems = _schema_problems(raw, source)
+    problems = _validate(raw, load_schema(), [])
     if problems:
-        return problems
+        return _lines(problems, source)
     try:
         raw = expand_sweeps(raw, source)
     except ConfigError as exc:
         return exc.problems
-    return _semantic_problems(raw, source)
+    problems = _entry_problems(raw)
+    if problems:
+        return _lines(problems, source)
+    return _lines(_semantic_problems(raw), source)
 
 
-def _resolve_target_raw(raw: dict, name: str) -> dict:
+def _resolve_target(raw: dict, name: str) -> dict:
     target = raw["targets"][name]
-    kind = (target.get("model") or {}).get("kind", "dln")
-    return deep_merge(TARGET_DEFAULTS.get(kind, TARGET_DEFAULTS["dln"]), target)
+    kind = TARGETS[target["model"]["kind"]]
+    return deep_merge(deep_merge(COMMON_DEFAULTS, kind.DEFAULTS), target)
 
 
 class Experiment:
-    """A checked experiment file with defaults resolved on request."""
+    """A checked experiment file; each sampler's settings typed and resolved once."""
 
     def __init__(self, raw: dict, source: str):
         problems = check_experiment(raw, source)
@@ -209,7 +199,9 @@ class Experiment:
         self.raw = expand_sweeps(raw, source)
         self.source = source
         self.name = raw.get("experiment", "default")
-        self.posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}
+        posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}
+        self._samplers = {name: make(SAMPLERS[given["kind"]].Settings, {**posterior, **given})
+                          for name, given in self.raw["samplers"].items()}
 
     @classmethod
     def load(cls, path: str | Path) -> "Experiment":
@@ -227,12 +219,11 @@ class Experiment:
         if name not in self.raw["targets"]:
             raise ConfigError([f"{self.source}: targets.{name}: no such target; "
                                f"known: {', '.join(self.target_names)}"])
-        return _resolve_target_raw(self.raw, name)
+        return _resolve_target(self.raw, name)
 
-    def sampler(self, name: str) -> dict:
-        if name not in self.raw["samplers"]:
+    def sampler(self, name: str):
+        """The typed settings (`Settings` of the sampler's module) of one sampler entry."""
+        if name not in self._samplers:
             raise ConfigError([f"{self.source}: samplers.{name}: no such sampler; "
                                f"known: {', '.join(self.sampler_names)}"])
-        given = self.raw["samplers"][name]
-        spec = REGISTRY[given["kind"]]
-        return {"kind": spec.kind, **spec.all_defaults, **self.posterior, **given}
+        return self._samplers[name]

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
 
-ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "gelu": jax.nn.gelu,
-    "identity": lambda h: h,
-}
+def _activation(name: str):
+    import jax
+
+    return {"relu": jax.nn.relu, "tanh": jax.numpy.tanh, "gelu": jax.nn.gelu,
+            "identity": lambda h: h}[name]
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,9 @@ class Network:
             out.append((weight, bias))
         return out
 
-    def flatten(self, layers) -> jnp.ndarray:
+    def flatten(self, layers):
+        import jax.numpy as jnp
+
         parts = []
         for weight, bias in layers:
             parts.append(weight.reshape(-1))
@@ -57,7 +56,7 @@ class Network:
         return jnp.concatenate(parts)
 
     def apply(self, w, x):
-        act = ACTIVATIONS[self.activation]
+        act = _activation(self.activation)
         layers = self.layers(w)
         h = x
         for index, (weight, bias) in enumerate(layers):
@@ -75,31 +74,14 @@ class Network:
             product = weight if product is None else product @ weight
         return product
 
-    def init(self, key, dtype) -> jnp.ndarray:
+    def init(self, key, dtype):
         """LeCun-normal weights, zero biases: outputs of order one for inputs of order one."""
+        import jax
+        import jax.numpy as jnp
+
         layers = []
         for fan_in, fan_out in self.layer_shapes:
             key, sub = jax.random.split(key)
             weight = jax.random.normal(sub, (fan_in, fan_out), dtype) / jnp.sqrt(fan_in).astype(dtype)
             layers.append((weight, jnp.zeros((fan_out,), dtype) if self.bias else None))
         return self.flatten(layers)
-
-
-def network_from_config(model: dict) -> Network:
-    if model["kind"] == "dln":
-        return Network(sizes=tuple(model["widths"]))
-    return Network(
-        sizes=(model["in_dim"], *model["widths"], model["out_dim"]),
-        activation=model["activation"],
-        bias=model["bias"],
-    )
-
-
-def teacher_network(model: dict) -> Network:
-    if model["kind"] == "mlp" and model.get("teacher_widths") is not None:
-        return Network(
-            sizes=(model["in_dim"], *model["teacher_widths"], model["out_dim"]),
-            activation=model["activation"],
-            bias=model["bias"],
-        )
-    return network_from_config(model)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import atomic_write_bytes, read_json, read_npz
+from .artifacts import atomic_write_bytes, read_npz
+from .summary import read_summary
 
 TRUTH_STYLE = {"color": "black", "linestyle": "--", "linewidth": 1.2}
 REFERENCE_STYLE = {"color": "tab:green", "linestyle": ":", "linewidth": 1.5}
@@ -47,7 +48,7 @@ def plot_run(run_dir, out) -> None:
     """Running LLC estimate (± 2 s.e. across chains) and loss per chain against gradient
     evaluations; the ELBO history too when the run recorded one (variational inference)."""
     run_dir = Path(run_dir)
-    summary = read_json(run_dir / "summary.json")
+    summary = read_summary(run_dir / "summary.json")
     trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in", "loss_star"))
     loss = np.atleast_2d(np.asarray(trace["loss"], np.float64))
     chains, steps = loss.shape
@@ -58,13 +59,13 @@ def plot_run(run_dir, out) -> None:
     if x.shape[0] != steps or not np.all(np.diff(x) > 0):
         # e.g. VI: every draw from the fitted q costs the same, so index the draws instead
         x, xlabel = np.arange(steps, dtype=np.float64), "draw"
-    elbo = trace.get("elbo")
+    elbo = trace.get("warmup_elbo")
     panels = 3 if elbo is not None else 2
     figure = _figure(8.0, 2.9 * panels + 0.6)
     axes = figure.subplots(panels, 1)
 
     ax = axes[0]
-    running = running_llc(loss, burn_in, loss_star, summary["nbeta"])
+    running = running_llc(loss, burn_in, loss_star, summary.nbeta)
     xs = x[burn_in:]
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(running)
@@ -79,16 +80,16 @@ def plot_run(run_dir, out) -> None:
             se = np.nanstd(running, axis=0, ddof=1) / np.sqrt(np.maximum(count, 1))
         ax.fill_between(xs, pooled - 2 * se, pooled + 2 * se, color="gray", alpha=0.3,
                         label="± 2 s.e. across chains")
-    if summary.get("true_llc") is not None:
-        ax.axhline(summary["true_llc"], label=f"exact λ = {summary['true_llc']:.4g}",
+    if summary.true_llc is not None:
+        ax.axhline(summary.true_llc, label=f"exact λ = {summary.true_llc:.4g}",
                    **TRUTH_STYLE)
     ax.set_ylabel("running λ̂")
     ax.set_xlabel(xlabel)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(
-        f"{summary['target']} / {summary['sampler']} ({summary['kind']}, {summary['dtype']}): "
-        f"λ̂ = {_number(summary.get('llc_mean'))} ± {_number(summary.get('llc_mcse'), 2)} "
-        f"(MCSE), true {_number(summary.get('true_llc'))}", fontsize=10)
+        f"{summary.target} / {summary.sampler} ({summary.kind}, {summary.dtype}): "
+        f"λ̂ = {_number(summary.llc_mean)} ± {_number(summary.llc_mcse, 2)} "
+        f"(MCSE), true {_number(summary.true_llc)}", fontsize=10)
 
     ax = axes[1]
     for chain in range(chains):
@@ -97,9 +98,8 @@ def plot_run(run_dir, out) -> None:
         ax.axvspan(x[0], x[min(burn_in, steps - 1)], color="gray", alpha=0.15,
                    label="burn-in (discarded)")
     ax.axhline(loss_star, color="black", linestyle=":", linewidth=1.2, label="L_n(w*)")
-    stats = summary.get("stats") or {}
-    ax.set_ylabel(f"L_n(w), minibatch mean of {stats.get('eval_every')} steps"
-                  if "minibatch" in str(stats.get("loss_trace", "")) else "L_n(w)")
+    ax.set_ylabel(f"L_n(w), minibatch mean of {summary.trace_every} steps"
+                  if summary.loss_trace == "minibatch_mean" else "L_n(w)")
     ax.set_xlabel(xlabel)
     if chains <= 8:
         ax.legend(loc="best", fontsize=7, ncol=2)
@@ -107,14 +107,13 @@ def plot_run(run_dir, out) -> None:
     if elbo is not None:
         ax = axes[2]
         elbo = np.atleast_2d(np.asarray(elbo, np.float64))
-        every = (summary.get("settings") or {}).get("eval_every", 1)
+        every = summary.settings.get("eval_every", 1)
         for row in elbo:
             ax.plot(np.arange(1, row.shape[0] + 1) * every, row, linewidth=0.8)
         ax.set_ylabel("ELBO")
         ax.set_xlabel("optimisation step")
-    warnings = summary.get("warnings") or []
-    if warnings:
-        figure.suptitle("warnings: " + "; ".join(warnings), fontsize=7, color="tab:orange",
+    if summary.warnings:
+        figure.suptitle("warnings: " + "; ".join(summary.warnings), fontsize=7, color="tab:orange",
                         wrap=True)
     _save(figure, out)
 

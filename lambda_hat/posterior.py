@@ -1,20 +1,16 @@
 """The localized tempered posterior p(w) ∝ exp(−nβ L_n(w) − (γ/2)||w − w*||²).
 
 Data travel as an explicit pytree argument (never closed over), so jitted samplers keep one
-resident copy shared by all chains and compiled code does not embed the dataset.
+resident copy shared by all chains and compiled code does not embed the dataset. Inside the
+traced program a sampler sees the posterior bound to that data (`Posterior.bind`): plain
+functions of w, as BlackJAX's log densities are.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from .models import Network
-from .targets import Target
+from typing import Any
 
 
 def resolve_beta(beta, n: int) -> float:
@@ -23,29 +19,32 @@ def resolve_beta(beta, n: int) -> float:
 
 class Localized:
     """The tempering and localization shared by every posterior: subclasses give `loss`,
-    `nbeta` and `gamma`."""
+    `minibatch_loss`, `n`, `nbeta` and `gamma` (methods of w and the data)."""
+
+    loss_eval_cost = 0.5
+    """Full-gradient equivalents of one full-data L_n: a forward pass is about half a
+    gradient; a loss from sufficient statistics, independent of n, counts 0."""
 
     def localizer(self, w, data):
         delta = w - data["w_star"]
-        return 0.5 * self.gamma * jnp.sum(delta * delta)
+        return 0.5 * self.gamma * (delta * delta).sum()
 
     def logdensity(self, w, data):
         return -(self.nbeta * self.loss(w, data) + self.localizer(w, data))
 
-    def loss_from_logdensity(self, logdensity, w, data):
-        """Recover L_n from a stored log density, saving a forward pass per draw."""
-        return (-logdensity - self.localizer(w, data)) / self.nbeta
+    def bind(self, data) -> "Bound":
+        return Bound(self, data)
 
 
 @dataclass(frozen=True)
 class Posterior(Localized):
-    network: Network
+    """A target's likelihood (`lambda_hat.targets`) at n points, tempered and localized."""
+
+    likelihood: Any
     n: int
     beta: float
     gamma: float
     dtype: str
-    quadratic: bool
-    """True for deep linear networks: L_n depends on the data only through second moments."""
 
     @property
     def nbeta(self) -> float:
@@ -53,68 +52,76 @@ class Posterior(Localized):
 
     @property
     def d(self) -> int:
-        return self.network.num_params
+        return self.likelihood.num_params
+
+    @property
+    def loss_eval_cost(self) -> float:
+        return self.likelihood.loss_eval_cost
 
     def loss(self, w, data):
-        """Full-data L_n(w): mean squared error summed over outputs."""
-        if self.quadratic:
-            # L_n(w) = ||Cᵀ(P(w) − B)||²_F + L_min with XᵀX/n = CCᵀ, B the least-squares map:
-            # O(d·H_0) per call instead of O(n·d), and never negative.
-            gap = self.network.end_to_end(w) - data["B"]
-            projected = data["chol_t"] @ gap
-            return jnp.sum(projected * projected) + data["loss_min"]
-        return self.batch_loss(w, data["X"], data["Y"])
-
-    def batch_loss(self, w, X, Y):
-        residual = self.network.apply(w, X) - Y
-        return jnp.mean(jnp.sum(residual * residual, axis=-1))
+        return self.likelihood.loss(w, data)
 
     def minibatch_loss(self, w, data, key, batch_size: int, replacement: bool = True):
         """L on `batch_size` points drawn uniformly, with replacement or as distinct points.
 
         Either way L_batch is unbiased for L_n. Distinct points are a uniform random subset:
-        the `batch_size` largest of n iid uniform keys. That costs O(n) per step (SGLD on the
-        benchmark MLP, n = 10⁴, batch 256: 4.3 s instead of 2.7 s), where
-        `jax.random.choice(replace=False)` permutes all n points (20× slower again).
+        the `batch_size` largest of n iid uniform keys, O(n) per step, where
+        `jax.random.choice(replace=False)` permutes all n points (bench numbers:
+        docs/samplers.md).
         """
+        import jax
+
         if replacement:
             index = jax.random.randint(key, (batch_size,), 0, self.n)
         else:
             index = jax.lax.top_k(jax.random.uniform(key, (self.n,)), batch_size)[1]
-        return self.batch_loss(w, data["X"][index], data["Y"][index])
+        return self.likelihood.batch_loss(w, data, index)
 
 
+class Bound:
+    """A posterior with its data: the functions of w a kernel uses, inside the trace."""
 
-def make_posterior(target: Target, beta, gamma: float, dtype: str):
+    def __init__(self, posterior, data):
+        self.posterior = posterior
+        self.data = data
+        self.n = posterior.n
+        self.nbeta = posterior.nbeta
+        self.gamma = posterior.gamma
+        self.loss_eval_cost = posterior.loss_eval_cost
+        self.w_star = data["w_star"]
+
+    def loss(self, w):
+        return self.posterior.loss(w, self.data)
+
+    def minibatch_loss(self, w, key, batch_size: int, replacement: bool = True):
+        return self.posterior.minibatch_loss(w, self.data, key, batch_size, replacement)
+
+    def localizer(self, w):
+        return self.posterior.localizer(w, self.data)
+
+    def logdensity(self, w):
+        return self.posterior.logdensity(w, self.data)
+
+    def minibatch_potential(self, w, key, batch_size: int, replacement: bool = True):
+        """−log p̃ with the loss on one minibatch (the same batch for every call with `key`)."""
+        return (self.nbeta * self.minibatch_loss(w, key, batch_size, replacement)
+                + self.localizer(w))
+
+    def loss_from_logdensity(self, logdensity, w):
+        """Recover L_n from a stored log density, saving a forward pass per draw."""
+        return (-logdensity - self.localizer(w)) / self.nbeta
+
+
+def make_posterior(target, beta, gamma: float, dtype: str):
     """(posterior, data, loss_star) with every array in the sampler's precision."""
-    network = target.network
+    import jax
+    import jax.numpy as jnp
+
+    likelihood = target.likelihood
     n = int(target.record["n"])
-    quadratic = target.record["config"]["model"]["kind"] == "dln"
     jdtype = jnp.float64 if dtype == "float64" else jnp.float32
-    data = {
-        "X": jnp.asarray(target.X, jdtype),
-        "Y": jnp.asarray(target.Y, jdtype),
-        "w_star": jnp.asarray(target.w_star, jdtype),
-    }
-    if quadratic:
-        X = np.asarray(target.X, np.float64)
-        Y = np.asarray(target.Y, np.float64)
-        second_moment = X.T @ X / n
-        B, *_ = np.linalg.lstsq(X, Y, rcond=None)
-        residual = Y - X @ B
-        chol = np.linalg.cholesky(second_moment + 1e-12 * np.eye(len(second_moment)))
-        data.update(
-            chol_t=jnp.asarray(chol.T, jdtype),
-            B=jnp.asarray(B, jdtype),
-            loss_min=jnp.asarray(np.mean(np.sum(residual**2, axis=-1)), jdtype),
-        )
-    posterior = Posterior(
-        network=network,
-        n=n,
-        beta=resolve_beta(beta, n),
-        gamma=float(gamma),
-        dtype=dtype,
-        quadratic=quadratic,
-    )
+    data = likelihood.prepare(target.arrays, jdtype)
+    posterior = Posterior(likelihood=likelihood, n=n, beta=resolve_beta(beta, n),
+                          gamma=float(gamma), dtype=dtype)
     loss_star = jax.jit(posterior.loss)(data["w_star"], data)
     return posterior, data, loss_star

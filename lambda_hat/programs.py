@@ -23,7 +23,6 @@ one, and carry a checksum: a damaged entry is ignored and replaced.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import functools
@@ -80,8 +79,7 @@ def compile_program(fn, args: tuple, cache_dir: Path | None):
     exported = _load(path)
     if exported is not None:
         try:
-            with _lapack_only_if_called(exported):
-                return jax.jit(exported.call).lower(*args).compile(), "hit"
+            return jax.jit(exported.call).lower(*args).compile(), "hit"
         except Exception as exc:  # a stored program that no longer fits: recompute it
             log.debug("ignoring cached program %s: %s", path, exc)
     from jax import export
@@ -107,25 +105,6 @@ def program_key(fn, args: tuple) -> str:
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def _lapack_only_if_called(exported):
-    """Lowering `exported.call` on CPU initializes JAX's LAPACK bindings, which imports
-    scipy.linalg (~0.2 s), even for a program without linear algebra. Skip that when the
-    module names no LAPACK routine; were one missed, compiling it fails and the caller traces
-    the program anew, which initializes LAPACK as usual."""
-    from jax._src.export import _export
-
-    original = getattr(_export, "_ensure_backends_initialized", None)
-    if original is None or b"lapack" in exported.mlir_module_serialized:
-        yield
-        return
-    _export._ensure_backends_initialized = lambda platforms: None
-    try:
-        yield
-    finally:
-        _export._ensure_backends_initialized = original
 
 
 def _load(path: Path):
@@ -208,9 +187,13 @@ def _register_namedtuple(cls) -> str:
 
 
 def _class_named(name: str):
-    """A namedtuple class by `module:qualname`, from a module already imported (a cache
-    entry never causes an import)."""
+    """A namedtuple class by `module:qualname`: from a module already imported, or one of this
+    package's (a sampler's result types live in modules its `build` imports)."""
+    import importlib
+
     module_name, qualname = name.split(":")
+    if module_name not in sys.modules and module_name.split(".")[0] == "lambda_hat":
+        importlib.import_module(module_name)
     value = sys.modules[module_name]
     for part in qualname.split("."):
         value = getattr(value, part)

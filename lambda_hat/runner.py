@@ -7,10 +7,12 @@ import time
 import numpy as np
 
 from .artifacts import package_versions
-from .errors import PrecisionError, SamplingFailed
 from .diagnostics import run_warnings
+from .errors import PrecisionError, SamplingFailed
 from .estimator import estimate_llc
 from .samplers import REGISTRY
+from .settings import as_dict
+from .summary import RunSummary
 
 
 def process_dtype() -> str:
@@ -34,76 +36,78 @@ def check_precision(declared: str, who: str) -> None:
         )
 
 
-def run_status(summary: dict) -> str:
+def run_status(estimate, warnings) -> str:
     """`failed` when most chains diverged: the few left describe the step size's edge, not
     the posterior, so the number is kept but not to be trusted; `warning` when any check
     failed; else `ok`. (When every chain diverges there is no number: the job fails.)"""
-    if summary["chains_failed"] * 2 > summary["chains_total"]:
+    if estimate.chains_failed * 2 > estimate.chains_total:
         return "failed"
-    return "warning" if summary["warnings"] else "ok"
+    return "warning" if warnings else "ok"
 
 
-def sample_run(experiment, sampler_name: str, target) -> tuple[dict, dict[str, np.ndarray]]:
-    """(summary, traces) for one sampler on one loaded target."""
+def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]:
+    """(summary, traces) for one sampler of an experiment on one loaded target."""
     from .posterior import make_posterior
+    from .samplers.driver import run
 
     settings = experiment.sampler(sampler_name)
-    spec = REGISTRY[settings["kind"]]
-    check_precision(settings["dtype"], f"sampler {sampler_name!r} (kind {spec.kind})")
+    module = REGISTRY[settings.kind]
+    check_precision(settings.dtype, f"sampler {sampler_name!r} (kind {settings.kind})")
     started = time.perf_counter()
-    posterior, data, loss_star = make_posterior(
-        target, settings["beta"], settings["gamma"], settings["dtype"]
-    )
-    output = spec.load_run()(posterior, data, settings, settings["seed"])
+    posterior, data, loss_star = make_posterior(target, settings.beta, settings.gamma,
+                                                settings.dtype)
+    output = run(module, settings, posterior, data)
     loss_star = float(loss_star)
     estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
-                            markov_chain=spec.is_markov_chain)
-    kept = output.loss[:, output.burn_in:]
-    wall = time.perf_counter() - started
-    true_llc = target.record["true_llc"]
-    summary = {
-        "experiment": experiment.name,
-        "target": target.record["name"],
-        "sampler": sampler_name,
-        "kind": spec.kind,
-        "markov_chain": spec.is_markov_chain,
-        "settings": settings,
-        "seed": settings["seed"],
-        "dtype": str(output.loss.dtype),
-        "n": posterior.n,
-        "d": posterior.d,
-        "beta": posterior.beta,
-        "gamma": posterior.gamma,
-        "nbeta": posterior.nbeta,
-        "loss_star": loss_star,
-        "true_llc": true_llc,
-        "multiplicity": target.record.get("multiplicity"),
-        "target_hash": target.record["hash"],
-        **estimate,
-        "fraction_below_loss_star": float(np.mean(kept < loss_star)) if kept.size else None,
-        "grad_evals": output.grad_evals,
-        "compile_seconds": output.compile_seconds,
-        "sample_seconds": output.sample_seconds,
-        "wall_seconds": wall,
-        "stats": output.stats,
-        "versions": package_versions(),
-    }
-    if estimate["llc_mean"] is not None and true_llc:
-        summary["rel_error"] = (estimate["llc_mean"] - true_llc) / true_llc
-    else:
-        summary["rel_error"] = None
-    ess = summary["ess"]
-    summary["ess_per_second"] = ess / output.sample_seconds if ess and output.sample_seconds else None
-    summary["ess_per_grad_eval"] = ess / output.grad_evals if ess and output.grad_evals else None
-    summary["warnings"] = run_warnings(summary)
-    if estimate["llc_mean"] is None:
+                            markov_chain=module.MARKOV_CHAIN)
+    if estimate.llc_mean is None:
         raise SamplingFailed(
-            f"sampler {sampler_name!r}: all {estimate['chains_total']} chains produced NaN/Inf "
-            f"on target {target.record['name']!r}; lower step_size"
-            + (" or raise warmup" if spec.kind in ("hmc", "nuts") else "")
-        )
-    summary["status"] = run_status(summary)
+            f"sampler {sampler_name!r}: all {estimate.chains_total} chains produced NaN/Inf "
+            f"on target {target.record['name']!r}; {module.FAILURE_HINT}")
+    kept = output.loss[:, output.burn_in:]
+    below = float(np.mean(kept < loss_star)) if kept.size else None
+    stats = module.summarize(settings, output)
+    warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
+                + module.warnings(stats))
+    true_llc = target.record["true_llc"]
+    ess = estimate.ess
+    trace_every = getattr(module, "trace_every", lambda settings: 1)(settings)
+    summary = RunSummary(
+        **vars(estimate),
+        experiment=experiment.name,
+        target=target.record["name"],
+        sampler=sampler_name,
+        kind=settings.kind,
+        markov_chain=module.MARKOV_CHAIN,
+        loss_trace=module.LOSS_TRACE,
+        trace_every=trace_every,
+        settings=as_dict(settings),
+        seed=settings.seed,
+        dtype=str(output.loss.dtype),
+        n=posterior.n,
+        d=posterior.d,
+        beta=posterior.beta,
+        gamma=posterior.gamma,
+        nbeta=posterior.nbeta,
+        loss_star=loss_star,
+        true_llc=true_llc,
+        multiplicity=target.record.get("multiplicity"),
+        target_hash=target.record["hash"],
+        rel_error=(estimate.llc_mean - true_llc) / true_llc if true_llc else None,
+        fraction_below_loss_star=below,
+        grad_evals=output.grad_evals,
+        compile_seconds=output.compile_seconds,
+        sample_seconds=output.sample_seconds,
+        wall_seconds=time.perf_counter() - started,
+        ess_per_second=ess / output.sample_seconds if ess and output.sample_seconds else None,
+        ess_per_grad_eval=ess / output.grad_evals if ess and output.grad_evals else None,
+        stats=stats,
+        warnings=tuple(warnings),
+        status=run_status(estimate, warnings),
+        versions=package_versions(),
+    )
     traces = {"loss": output.loss, "grad_evals_at": output.grad_evals_at,
               "burn_in": np.asarray(output.burn_in), "loss_star": np.asarray(loss_star),
-              **output.traces}
+              **output.traces,
+              **{f"warmup_{name}": value for name, value in output.warmup._asdict().items()}}
     return summary, traces

@@ -97,19 +97,19 @@ def _axis(settings_list: list[dict]) -> str | None:
     return None
 
 
-def _agree(a: dict, b: dict, rel_tol: float, n_sigma: float) -> bool:
-    x, y = a["llc_mean"], b["llc_mean"]
+def _agree(a, b, rel_tol: float, n_sigma: float) -> bool:
+    x, y = a.llc_mean, b.llc_mean
     if x is None or y is None:
         return False
-    errors = [e for e in (a.get("llc_mcse"), b.get("llc_mcse")) if e is not None]
+    errors = [e for e in (a.llc_mcse, b.llc_mcse) if e is not None]
     noise = n_sigma * math.sqrt(sum(e * e for e in errors)) if errors else 0.0
     return abs(x - y) <= max(rel_tol * max(abs(x), abs(y)), noise)
 
 
-def flat_region(summaries: list[dict], rel_tol: float = 0.1, n_sigma: float = 2.0) -> dict:
+def flat_region(summaries: list, rel_tol: float = 0.1, n_sigma: float = 2.0) -> dict:
     """Mark the flat region of one sweep's λ̂ along its step-size axis.
 
-    `summaries` are run summaries (as `sample_run` writes them) of samplers with the same
+    `summaries` are run summaries (`lambda_hat.summary.RunSummary`) of samplers with the same
     `settings.sweep_of`. Along the step axis, points are kept only if the run produced an
     estimate; the flat region is the longest run of consecutive kept points in which every
     neighbouring pair agrees within `rel_tol` (relative) or `n_sigma` combined MCSEs, and
@@ -123,48 +123,48 @@ def flat_region(summaries: list[dict], rel_tol: float = 0.1, n_sigma: float = 2.
     """
     if not summaries:
         return {"axis": None, "groups": [], "points": {}}
-    settings = [s["settings"] for s in summaries]
+    settings = [s.settings for s in summaries]
     axis = _axis(settings)
     swept = [key for key in (*STEP_KEYS, *POSTERIOR_KEYS)
              if key != axis and len({repr(s.get(key)) for s in settings}) > 1]
     groups: dict[tuple, list[dict]] = {}
     for summary in summaries:
-        fixed = tuple((key, summary["settings"].get(key)) for key in swept)
+        fixed = tuple((key, summary.settings.get(key)) for key in swept)
         groups.setdefault(fixed, []).append(summary)
-    result = {"axis": axis, "groups": [], "points": {s["sampler"]: False for s in summaries}}
+    result = {"axis": axis, "groups": [], "points": {s.sampler: False for s in summaries}}
     for fixed, members in groups.items():
         if axis is not None:
-            members = sorted(members, key=lambda s: s["settings"][axis])
+            members = sorted(members, key=lambda s: s.settings[axis])
         best: list[dict] = []
         start = 0
         while start < len(members):
             end = start
-            while members[end]["llc_mean"] is not None and end + 1 < len(members) \
+            while members[end].llc_mean is not None and end + 1 < len(members) \
                     and _agree(members[end], members[end + 1], rel_tol, n_sigma):
                 end += 1
-            run = members[start:end + 1] if members[start]["llc_mean"] is not None else []
+            run = members[start:end + 1] if members[start].llc_mean is not None else []
             run = _trim_to_median(run, rel_tol)
             if len(run) > len(best):
                 best = run
             start = end + 1
         for summary in best:
-            result["points"][summary["sampler"]] = True
+            result["points"][summary.sampler] = True
         result["groups"].append({
             "fixed": dict(fixed),
-            "flat": [s["sampler"] for s in best],
-            "llc": (sum(s["llc_mean"] for s in best) / len(best)) if best else None,
-            "step": best[-1]["settings"].get(axis) if best and axis else None,
+            "flat": [s.sampler for s in best],
+            "llc": (sum(s.llc_mean for s in best) / len(best)) if best else None,
+            "step": best[-1].settings.get(axis) if best and axis else None,
         })
     return result
 
 
-def _trim_to_median(run: list[dict], rel_tol: float) -> list[dict]:
+def _trim_to_median(run: list, rel_tol: float) -> list:
     """Drop points at either end of a drifting run until all are near its median."""
     while len(run) > 1:
-        values = sorted(s["llc_mean"] for s in run)
+        values = sorted(s.llc_mean for s in run)
         median = values[len(values) // 2]
-        if all(abs(s["llc_mean"] - median) <= rel_tol * abs(median) for s in run):
+        if all(abs(s.llc_mean - median) <= rel_tol * abs(median) for s in run):
             break
-        first, last = run[0]["llc_mean"], run[-1]["llc_mean"]
+        first, last = run[0].llc_mean, run[-1].llc_mean
         run = run[1:] if abs(first - median) > abs(last - median) else run[:-1]
     return run

@@ -6,6 +6,7 @@ import pytest
 
 from lambda_hat.models import Network
 from lambda_hat.posterior import Posterior
+from lambda_hat.targets.common import Regression
 
 N = 64
 
@@ -16,8 +17,8 @@ def problem():
     keys = jax.random.split(jax.random.key(0), 3)
     data = {"X": jax.random.normal(keys[0], (N, 3)), "Y": jax.random.normal(keys[1], (N, 2)),
             "w_star": network.init(keys[2], jax.numpy.float32)}
-    posterior = Posterior(network=network, n=N, beta=1.0, gamma=1.0, dtype="float32",
-                          quadratic=False)
+    posterior = Posterior(likelihood=Regression(network), n=N, beta=1.0, gamma=1.0,
+                          dtype="float32")
     return posterior, data
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lambda_hat.programs import MAGIC, Unkeyable, compile_program, program_key
-from lambda_hat.samplers.testing import PotentialPosterior
+from potentials import PotentialPosterior
 from support import run_cli, write_config
 
 

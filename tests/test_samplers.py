@@ -2,7 +2,7 @@
 
 Precision: JAX's x64 flag is process-global and this pytest process may run either way, so
 every sampler run happens in a fresh interpreter with JAX_ENABLE_X64 set for the sampler's
-declared dtype (`lambda_hat.samplers.testing.run_isolated`), exactly as the CLI runs it.
+declared dtype (`isolated.run_isolated`), exactly as the CLI runs it.
 Runs are batched (one JAX import per precision and target) and two subprocesses run at a
 time. Nothing here imports JAX in the test process except the pure-numpy diagnostics checks.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lambda_hat.samplers import REGISTRY
-from lambda_hat.samplers.testing import run_isolated, run_isolated_many
+from isolated import run_isolated, run_isolated_many
 from lambda_hat.theory import dln_learning_coefficient
 
 FULL_BATCH = ("hmc", "nuts", "mclmc")
@@ -49,8 +49,8 @@ GAUSSIAN_D = 6
 _rng = np.random.default_rng(0)
 GAUSSIAN = {"type": "gaussian", "diagonal": list(_rng.uniform(0.5, 2.0, GAUSSIAN_D)),
             "factor": list(_rng.normal(0, 1.0, GAUSSIAN_D)), "nbeta": 500.0, "gamma": 0.0}
-TARGET_RUNS = "lambda_hat.samplers.testing:run_kinds_on_target"
-POTENTIAL_RUNS = "lambda_hat.samplers.testing:run_kinds_on_potential"
+TARGET_RUNS = "run_kinds_on_target"
+POTENTIAL_RUNS = "run_kinds_on_potential"
 # A moderately too large step (τ = εc_max = 3: MALA ≈ 0.63, λ̂ ≈ 2× on dln3) and a hopeless
 # one (every chain reaches NaN).
 TOO_LARGE = [{"kind": "sgld", "steps": 2000, "step_size_scale": 3.0},
@@ -68,7 +68,7 @@ def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("targets")
     env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    run_isolated("lambda_hat.samplers.testing:build_dln_targets", "float64", env=env,
+    run_isolated("build_dln_targets", "float64", env=env,
                  out_dir=str(out), targets=TARGETS)
     dirs = {name: str(out / name) for name in TARGETS}
 
@@ -110,10 +110,10 @@ def _get(results, key):
 
 def test_registry_covers_the_issue():
     assert set(FULL_BATCH + MINIBATCH) <= set(REGISTRY)
-    assert not REGISTRY["vi"].is_markov_chain
-    for kind, spec in REGISTRY.items():
-        assert spec.dtype in ("float32", "float64"), kind
-        assert callable(spec.load_run()), kind
+    assert not REGISTRY["vi"].MARKOV_CHAIN
+    for kind, module in REGISTRY.items():
+        assert module.Settings.dtype in ("float32", "float64"), kind
+        assert callable(module.build), kind
 
 
 def test_every_kind_validates_with_its_defaults():
@@ -123,7 +123,7 @@ def test_every_kind_validates_with_its_defaults():
            "samplers": {kind: {"kind": kind} for kind in REGISTRY}}
     experiment = Experiment(raw, "<test>")
     for kind in REGISTRY:
-        assert experiment.sampler(kind)["dtype"] == REGISTRY[kind].dtype
+        assert experiment.sampler(kind).dtype == REGISTRY[kind].Settings.dtype
 
 
 def test_true_llc_of_the_targets():
@@ -156,7 +156,7 @@ VI_ON_A_SINGULAR_DLN = pytest.mark.xfail(
                  else []) for target in TARGETS for kind in FULL_BATCH + MINIBATCH])
 def test_defaults_recover_the_exact_llc(results, kind, target):
     summary = _get(results, (target, kind))
-    assert summary["dtype"] == REGISTRY[kind].dtype
+    assert summary["dtype"] == REGISTRY[kind].Settings.dtype
     assert summary["chains_failed"] == 0
     rel = abs(summary["llc_mean"] - summary["true_llc"]) / summary["true_llc"]
     assert rel < TOLERANCE[kind], (kind, target, summary["llc_mean"], summary["true_llc"])
@@ -179,7 +179,7 @@ def test_summaries_carry_the_diagnostics(results):
 def _check_diagnostics(target, kind, summary):
     stats = summary["stats"]
     assert summary["grad_evals"] > 0 and summary["wall_seconds"] > 0, kind
-    if REGISTRY[kind].is_markov_chain:
+    if REGISTRY[kind].MARKOV_CHAIN:
         assert summary["ess"] and summary["r_hat"], kind
         assert summary["ess_per_grad_eval"] > 0, kind
     else:
@@ -226,25 +226,40 @@ def test_nan_chain_is_excluded_and_counted():
     loss = 0.01 + 0.001 * rng.standard_normal((4, 200))
     loss[2, 150] = np.nan
     result = estimate_llc(loss, 50, 0.0, 100.0)
-    assert result["chains_failed"] == 1 and result["chains_total"] == 4
-    assert result["llc_per_chain"][2] is None
+    assert result.chains_failed == 1 and result.chains_total == 4
+    assert result.llc_per_chain[2] is None
     expected = 100.0 * loss[[0, 1, 3], 50:].mean(axis=1).mean()
-    assert result["llc_mean"] == pytest.approx(expected)
+    assert result.llc_mean == pytest.approx(expected)
+
+
+def _warnings(estimate, stats):
+    """The run's warnings as the runner collects them: generic checks, then each sampler
+    module's own on its statistics."""
+    from lambda_hat.diagnostics import run_warnings
+
+    found = run_warnings(estimate, True, 0.0)
+    for kind, keys in (("hmc", ("divergences", "divergence_fraction")),
+                       ("sgld", ("mala_acceptance_mean", "nonfinite_trace_points")),
+                       ("mclmc", ("energy_variance_mean", "desired_energy_var")),
+                       ("vi", ("importance_ess_fraction",))):
+        found += REGISTRY[kind].warnings({key: stats.get(key, 0) for key in keys})
+    return found
 
 
 def test_warnings_fire_on_sampler_statistics():
-    from lambda_hat.diagnostics import run_warnings
+    from lambda_hat.estimator import Estimate
 
-    base = {"chains_failed": 0, "chains_total": 4, "r_hat": 1.0, "ess": 1000.0,
-            "markov_chain": True, "fraction_below_loss_star": 0.0}
+    base = Estimate(chains_total=4, chains_failed=0, draws_per_chain=100, burn_in=0,
+                    llc_per_chain=[], r_hat=1.0, ess=1000.0)
     quiet = {"divergences": 3, "divergence_fraction": 0.001, "mala_acceptance_mean": 0.95,
              "energy_variance_mean": 6e-4, "desired_energy_var": 5e-4,
              "importance_ess_fraction": 0.5}
-    assert run_warnings({**base, "stats": quiet}) == []
+    assert _warnings(base, quiet) == []
     loud = {"divergences": 80, "divergence_fraction": 0.02, "mala_acceptance_mean": 0.3,
             "energy_variance_mean": 1e-2, "desired_energy_var": 5e-4,
             "importance_ess_fraction": 0.001, "nonfinite_trace_points": 5}
-    text = " ".join(run_warnings({**base, "stats": loud, "chains_failed": 1}))
+    failed = Estimate(**{**vars(base), "chains_failed": 1})
+    text = " ".join(_warnings(failed, loud))
     for needle in ("divergent", "MALA", "energy variance", "importance", "NaN/Inf",
                    "1 of 4 chains"):
         assert needle in text, needle

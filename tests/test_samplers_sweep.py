@@ -6,6 +6,8 @@ import pytest
 
 from lambda_hat.config import NAME_PATTERN, Experiment
 from lambda_hat.errors import ConfigError
+from lambda_hat.settings import as_dict
+from lambda_hat.summary import RunSummary, write_summary
 from lambda_hat.sweep import expand_sweeps, flat_region
 
 RAW = {
@@ -31,8 +33,8 @@ def test_expansion_names_values_and_validity():
     assert "sweep" in RAW["samplers"]["sgld"]  # pure: the input is untouched
     experiment = Experiment(expanded, "exp.yaml")
     settings = experiment.sampler("sgld.step_size-3e-06.gamma-1.0")
-    assert settings["step_size"] == 3.0e-6 and settings["sweep_of"] == "sgld"
-    assert experiment.sampler("hmc")["sweep_of"] is None
+    assert settings.step_size == 3.0e-6 and settings.sweep_of == "sgld"
+    assert experiment.sampler("hmc").sweep_of is None
 
 
 def test_no_sweep_is_the_identity():
@@ -55,9 +57,11 @@ def test_bad_grids_are_named(grid, message):
     assert "exp.yaml: samplers.sgld.sweep" in str(info.value) and message in str(info.value)
 
 
-def _summary(name, step, llc, mcse=0.2, gamma=1.0):
-    return {"sampler": name, "llc_mean": llc, "llc_mcse": mcse,
-            "settings": {"kind": "sgld", "step_size": step, "gamma": gamma, "sweep_of": "sgld"}}
+def _summary(name, step, llc, mcse=0.2, gamma=1.0, **fields):
+    return RunSummary(chains_total=4, chains_failed=0, draws_per_chain=100, burn_in=0,
+                      llc_per_chain=[], sampler=name, llc_mean=llc, llc_mcse=mcse,
+                      settings={"kind": "sgld", "step_size": step, "gamma": gamma,
+                                "sweep_of": "sgld"}, **fields)
 
 
 def test_flat_region_between_unmixed_and_biased_steps():
@@ -88,8 +92,6 @@ def test_flat_region_per_gamma():
 def test_experiment_and_table_see_grid_points(tmp_path):
     """The configuration layer expands sweeps (so the workflow makes one job per point) and
     the aggregate table marks each point in or out of the flat region."""
-    import json
-
     import pandas as pd
 
     from lambda_hat.aggregate import aggregate_runs
@@ -102,10 +104,10 @@ def test_experiment_and_table_see_grid_points(tmp_path):
     assert names == ["s.step_size-1e-05", "s.step_size-2e-05", "s.step_size-0.001"]
     paths = []
     for name, llc in zip(names, (4.0, 4.1, 9.0)):
-        summary = {"experiment": "e", "target": "t", "sampler": name, "kind": "sgld",
-                   "llc_mean": llc, "llc_mcse": 0.05, "settings": experiment.sampler(name)}
+        summary = _summary(name, None, llc, mcse=0.05, experiment="e", target="t", kind="sgld")
+        summary = RunSummary(**{**vars(summary), "settings": as_dict(experiment.sampler(name))})
         paths.append(tmp_path / f"{name}.json")
-        paths[-1].write_text(json.dumps(summary))
+        write_summary(paths[-1], summary)
     aggregate_runs(paths, tmp_path / "llc.parquet")
     table = pd.read_parquet(tmp_path / "llc.parquet")
     assert table["sweep_of"].tolist() == ["s"] * 3

@@ -15,105 +15,81 @@ eigendecomposition), so the quadratic part of the target is N(0, I) in u and the
 only has to learn what the quadratic approximation misses. This is needed, not cosmetic: a
 factor-analyzer covariance FFᵀ + diag σ² can widen a diagonal but never narrow it, so in raw
 coordinates every coordinate that touches a stiff direction stays narrow and λ̂ tends to
-(number of such coordinates)/2 (34.8 instead of 10.5 on a 5-4-6-5 DLN). `whitening: none`
-(T = σ₀ I, σ₀ = (nβ λ_max + γ)^{-1/2}) keeps the raw family for comparison.
+(number of such coordinates)/2. `whitening: none` (T = σ₀ I, σ₀ = (nβ λ_max + γ)^{-1/2})
+keeps the raw family for comparison.
 
-The "trace" is not a Markov chain. Each chain is an independent fit (its own seed); after
-fitting, `draws` independent samples w ~ q give full-data L_n(w), and those iid values are
-`loss[chain, :]` with burn_in = 0, so the estimator's nβ(mean L_n − L_n(w*)) is the Monte
-Carlo λ̂ = nβ(E_q[L_n] − L_n(w*)) and its iid standard error is the MCSE. The fit history
-(minibatch ELBO averaged over `eval_every` steps) is the trace `elbo`.
+The draws are not a Markov chain. Each chain is an independent fit (its own seed: the
+driver's warmup); its `draws` steps are independent samples w ~ q with their full-data
+L_n(w), so the estimator's nβ(mean L_n − L_n(w*)) is the Monte Carlo λ̂ = nβ(E_q[L_n] −
+L_n(w*)) and its iid standard error is the MCSE. The fit history (minibatch ELBO averaged over
+`eval_every` steps) is kept with the warmup.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from . import REGISTRY
-from .common import (POWER_ITERATIONS, SamplerOutput, chain_keys, compile_and_run,
-                     loss_eval_cost, over_chains, top_curvature)
+from ..settings import bounded
+from .base import Kernel, SamplerSettings
 
-
-class MixtureParams(NamedTuple):
-    logits: jnp.ndarray  # (M,)
-    means: jnp.ndarray  # (M, d), in whitened coordinates u
-    factors: jnp.ndarray  # (M, d, r)
-    log_sigma: jnp.ndarray  # (d,)
+MARKOV_CHAIN = False
+FAILURE_HINT = "lower learning_rate"
+LOSS_TRACE = "iid_draws"
 
 
-def init_params(key, d, components, rank, dtype, init_sigma=0.3):
-    mean_key, factor_key = jax.random.split(key)
-    return MixtureParams(
-        logits=jnp.zeros((components,), dtype),
-        # Small distinct offsets break the symmetry between components.
-        means=0.1 * init_sigma * jax.random.normal(mean_key, (components, d), dtype),
-        factors=0.1 * init_sigma * jax.random.normal(factor_key, (components, d, rank), dtype),
-        # Start narrower than the quadratic approximation: directions that are flat to second
-        # order are not flat at unit whitened distance, and a too-wide start costs thousands
-        # of steps of shrinking (ELBO −7.6e4 at step 0 on a DLN).
-        log_sigma=jnp.full((d,), jnp.log(init_sigma), dtype),
-    )
+@dataclass(frozen=True)
+class Settings(SamplerSettings):
+    kind: Literal["vi"] = "vi"
+    dtype: Literal["float32", "float64"] = "float32"
+    components: int = bounded(4, minimum=1)
+    rank: int = bounded(2, minimum=1)
+    whitening: Literal["hessian", "none"] = "hessian"
+    init_sigma: float = bounded(0.3, exclusiveMinimum=0)
+    steps: int = bounded(3000, minimum=1)
+    learning_rate: float = bounded(1.0e-2, exclusiveMinimum=0)
+    learning_rate_decay: Literal["cosine", "none"] = "cosine"
+    samples: int = bounded(4, minimum=1)
+    batch_size: int = bounded(256, minimum=1)
+    draws: int = bounded(1000, minimum=1)
+    eval_every: int = bounded(10, minimum=1)
+    replacement: bool = True
 
 
-def component_logpdf(u, factor, sigma):
-    """log N(u; 0, F Fᵀ + diag σ²) by Woodbury: O(d r²), never a d×d matrix."""
-    d, r = factor.shape
-    inv_var = 1.0 / (sigma * sigma)
-    scaled = factor * inv_var[:, None]  # D⁻¹F
-    capacitance = jnp.eye(r, dtype=u.dtype) + factor.T @ scaled  # I + FᵀD⁻¹F
-    chol = jnp.linalg.cholesky(capacitance)
-    projected = jax.scipy.linalg.solve_triangular(chol, scaled.T @ u, lower=True)
-    quadratic = jnp.sum(u * u * inv_var) - jnp.sum(projected * projected)
-    logdet = 2 * jnp.sum(jnp.log(sigma)) + 2 * jnp.sum(jnp.log(jnp.diag(chol)))
-    return -0.5 * (quadratic + logdet + d * jnp.log(2 * jnp.pi).astype(u.dtype))
+def check(settings) -> list[tuple[str, str]]:
+    if settings.steps < settings.eval_every:
+        return [("steps", "must be at least eval_every")]
+    return []
 
 
-def mixture_logpdf(u, params):
-    """log q_u(u) of the mixture in whitened coordinates."""
-    sigma = jnp.exp(params.log_sigma)
-    log_weights = jax.nn.log_softmax(params.logits)
-    per_component = jax.vmap(
-        lambda mean, factor: component_logpdf(u - mean, factor, sigma)
-    )(params.means, params.factors)
-    return jax.scipy.special.logsumexp(log_weights + per_component)
+class WarmupInfo(NamedTuple):
+    grad_evals: object
+    elbo: object
+    mixture_weights: object
+    sigma: object
 
 
-def component_draws(key, params, samples):
-    """(M, S, d) whitened draws: S reparameterised draws from each component."""
-    components, d, rank = params.factors.shape
-    z_key, e_key = jax.random.split(key)
-    z = jax.random.normal(z_key, (components, samples, rank), params.means.dtype)
-    e = jax.random.normal(e_key, (components, samples, d), params.means.dtype)
-    return (params.means[:, None, :] + jnp.einsum("mdr,msr->msd", params.factors, z)
-            + jnp.exp(params.log_sigma) * e)
+class StepInfo(NamedTuple):
+    loss: object
+    log_weight: object
+    grad_evals: object
 
 
-def mixture_draws(key, params, count):
-    """(count, d) whitened draws from q itself (component chosen by π)."""
-    choice_key, z_key, e_key = jax.random.split(key, 3)
-    components, d, rank = params.factors.shape
-    choice = jax.random.categorical(choice_key, params.logits, shape=(count,))
-    z = jax.random.normal(z_key, (count, rank), params.means.dtype)
-    e = jax.random.normal(e_key, (count, d), params.means.dtype)
-    return (params.means[choice] + jnp.einsum("ndr,nr->nd", params.factors[choice], z)
-            + jnp.exp(params.log_sigma) * e)
-
-
-def whitening(posterior, data, settings, key):
+def whitening(posterior, settings, key):
     """(T, log|det T|): w = w* + T u maps the quadratic part of the target to N(0, I)."""
-    w_star = data["w_star"]
-    loss = lambda w: posterior.loss(w, data)  # noqa: E731
-    if settings["whitening"] == "none":
-        curvature = top_curvature(loss, w_star, key)
+    import jax
+    import jax.numpy as jnp
+
+    from .langevin import top_curvature
+
+    w_star = posterior.w_star
+    if settings.whitening == "none":
+        curvature = top_curvature(posterior.loss, w_star, key)
         scale = 1.0 / jnp.sqrt(posterior.nbeta * curvature + posterior.gamma)
         return scale * jnp.eye(w_star.size, dtype=w_star.dtype), w_star.size * jnp.log(scale)
-    hessian = jax.hessian(loss)(w_star)
+    hessian = jax.hessian(posterior.loss)(w_star)
     eigenvalues, vectors = jnp.linalg.eigh(0.5 * (hessian + hessian.T))
     precision = posterior.nbeta * jnp.maximum(eigenvalues, 0.0) + posterior.gamma
     # γ = 0 leaves flat directions improper; floor them so T stays finite.
@@ -122,18 +98,21 @@ def whitening(posterior, data, settings, key):
     return vectors * scales, jnp.sum(jnp.log(scales))
 
 
-def elbo_estimate(params, key, posterior, data, settings, transform):
+def elbo_estimate(params, key, posterior, settings, transform):
     """Minibatch ELBO: Σ_m π_m mean_s[log p̃(w_ms) − log q(w_ms)] on one shared minibatch."""
+    import jax
+    import jax.numpy as jnp
+
+    from .mixture import component_draws, mixture_logpdf
+
     draw_key, batch_key = jax.random.split(key)
     T, log_det = transform
-    u = component_draws(draw_key, params, settings["samples"])
-    w_star = data["w_star"]
+    u = component_draws(draw_key, params, settings.samples)
 
     def log_ratio(u):
-        w = w_star + T @ u
-        loss = posterior.minibatch_loss(w, data, batch_key, settings["batch_size"],
-                                        settings["replacement"])
-        log_target = -(posterior.nbeta * loss + posterior.localizer(w, data))
+        w = posterior.w_star + T @ u
+        log_target = -posterior.minibatch_potential(w, batch_key, settings.batch_size,
+                                                    settings.replacement)
         return log_target - (mixture_logpdf(u, params) - log_det)
 
     values = jax.vmap(jax.vmap(log_ratio))(u)  # (M, S)
@@ -141,21 +120,28 @@ def elbo_estimate(params, key, posterior, data, settings, transform):
     return jnp.sum(weights * jnp.mean(values, axis=1))
 
 
-def _fit(posterior, settings, data, transform, key):
-    init_key, fit_key, draw_key = jax.random.split(key, 3)
-    d = data["w_star"].size
-    dtype = data["w_star"].dtype
-    params = init_params(init_key, d, settings["components"], settings["rank"], dtype,
-                         settings["init_sigma"])
-    learning_rate = settings["learning_rate"]
-    if settings["learning_rate_decay"] == "cosine":
-        # Late steps then average out the minibatch noise instead of riding it: on the
-        # 5-4-6-5 DLN the ELBO rose from −120 to −117 and λ̂ fell from 25 to 23 (no other change).
-        learning_rate = optax.cosine_decay_schedule(learning_rate, settings["steps"], alpha=0.01)
+def build(settings: Settings, posterior, key) -> Kernel:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from .langevin import POWER_ITERATIONS
+    from .mixture import init_params, mixture_draws, mixture_logpdf
+
+    transform = whitening(posterior, settings, key)
+    T = transform[0]
+    d = posterior.w_star.size
+    learning_rate = settings.learning_rate
+    if settings.learning_rate_decay == "cosine":
+        # Late steps then average out the minibatch noise instead of riding it.
+        learning_rate = optax.cosine_decay_schedule(learning_rate, settings.steps, alpha=0.01)
     optimizer = optax.adam(learning_rate)
+    # M·S minibatch gradients per step (one per reparameterised draw).
+    fit_cost = (settings.steps * settings.components * settings.samples * settings.batch_size
+                / posterior.n)
 
     def objective(params, key):
-        return -elbo_estimate(params, key, posterior, data, settings, transform)
+        return -elbo_estimate(params, key, posterior, settings, transform)
 
     def one_step(carry, step_key):
         params, state = carry
@@ -165,28 +151,33 @@ def _fit(posterior, settings, data, transform, key):
 
     def one_block(carry, block_key):
         carry, elbo = jax.lax.scan(one_step, carry,
-                                   jax.random.split(block_key, settings["eval_every"]))
+                                   jax.random.split(block_key, settings.eval_every))
         return carry, jnp.mean(elbo)
 
-    blocks = settings["steps"] // settings["eval_every"]
-    (params, _), elbo = jax.lax.scan(one_block, (params, optimizer.init(params)),
-                                     jax.random.split(fit_key, blocks))
-    T = transform[0]
-    u = mixture_draws(draw_key, params, settings["draws"])
+    def init(key, position):
+        """The fit: ELBO maximisation from a small mixture around w*."""
+        init_key, fit_key = jax.random.split(key)
+        params = init_params(init_key, d, settings.components, settings.rank, position.dtype,
+                             settings.init_sigma)
+        (params, _), elbo = jax.lax.scan(one_block, (params, optimizer.init(params)),
+                                         jax.random.split(fit_key,
+                                                          settings.steps // settings.eval_every))
+        info = WarmupInfo(fit_cost, elbo, jax.nn.softmax(params.logits),
+                          jnp.exp(params.log_sigma))
+        return params, (), info
 
-    def evaluate(u):
-        w = data["w_star"] + T @ u
-        loss = posterior.loss(w, data)
-        log_target = -(posterior.nbeta * loss + posterior.localizer(w, data))
-        return loss, log_target - mixture_logpdf(u, params)
+    def step(key, params, _):
+        """One independent draw w ~ q, its full-data L_n and its log importance weight."""
+        u = mixture_draws(key, params, 1)[0]
+        w = posterior.w_star + T @ u
+        loss = posterior.loss(w)
+        log_target = -(posterior.nbeta * loss + posterior.localizer(w))
+        return params, StepInfo(loss, log_target - mixture_logpdf(u, params),
+                                posterior.loss_eval_cost)
 
-    loss, log_weight = jax.lax.map(evaluate, u, batch_size=min(settings["draws"], 256))
-    return loss, log_weight, elbo, params
-
-
-def _sample(posterior, settings, data, keys):
-    transform = whitening(posterior, data, settings, jax.random.fold_in(keys[0], 1))
-    return over_chains(lambda key: _fit(posterior, settings, data, transform, key), keys)
+    # The whitening: d Hessian-vector products of 2 gradients each, or the power iteration.
+    setup_cost = 2.0 * (d if settings.whitening == "hessian" else POWER_ITERATIONS + 1)
+    return Kernel(init=init, step=step, trace_points=settings.draws, setup_cost=setup_cost)
 
 
 def importance_check(loss, log_weight, nbeta) -> dict:
@@ -211,42 +202,30 @@ def importance_check(loss, log_weight, nbeta) -> dict:
             "llc_importance_shift": float(np.mean(shifts))}
 
 
-def run(posterior, data, settings: dict, seed: int) -> SamplerOutput:
-    for key, words in REGISTRY["vi"].choices.items():  # for callers that skip the config check
-        if settings[key] not in words:
-            raise ValueError(f"{key} must be one of {', '.join(words)}, not {settings[key]!r}")
-    if settings["steps"] < settings["eval_every"]:
-        raise ValueError("steps must be at least eval_every")
-    keys = chain_keys(seed, settings["chains"])
-    result, seconds_compile, seconds_sample = compile_and_run(
-        partial(_sample, posterior, settings), data, keys)
-    loss, log_weight, elbo, params = result
-    d = data["w_star"].size
-    # Cost: M·S minibatch gradients per step (one per reparameterised draw), per fit, plus
-    # the whitening (d Hessian-vector products of 2 gradients each, or the power iteration)
-    # and the final L_n of every draw.
-    per_step = settings["components"] * settings["samples"] * settings["batch_size"] / posterior.n
-    setup = 2.0 * (d if settings["whitening"] == "hessian" else POWER_ITERATIONS + 1)
-    fit_cost = (settings["steps"] * per_step + setup / settings["chains"]
-                + settings["draws"] * loss_eval_cost(posterior))
-    weights = np.exp(params.logits - params.logits.max(axis=1, keepdims=True))
-    weights /= weights.sum(axis=1, keepdims=True)
-    sigma = np.exp(params.log_sigma)
-    return SamplerOutput(
-        loss=loss,
-        burn_in=0,
-        grad_evals_at=np.full(settings["draws"], fit_cost, np.float64),
-        traces={"elbo": elbo},
-        stats={
-            "elbo_final": [float(v) for v in np.mean(elbo[:, -max(1, elbo.shape[1] // 10):], axis=1)],
-            "loss_draws_are": "iid draws from the fitted q, one fit per chain",
-            "components": settings["components"],
-            "rank": settings["rank"],
-            "mixture_weights": weights.tolist(),
-            "whitening": settings["whitening"],
-            **importance_check(loss, log_weight, posterior.nbeta),
-            "whitened_sigma_range": [float(sigma.min()), float(sigma.max())],
-        },
-        compile_seconds=seconds_compile,
-        sample_seconds=seconds_sample,
-    )
+def summarize(settings, output) -> dict:
+    elbo = output.warmup.elbo
+    sigma = output.warmup.sigma
+    return {
+        "elbo_final": [float(v) for v in np.mean(elbo[:, -max(1, elbo.shape[1] // 10):],
+                                                 axis=1)],
+        "components": settings.components,
+        "rank": settings.rank,
+        "mixture_weights": output.warmup.mixture_weights.tolist(),
+        "whitening": settings.whitening,
+        **importance_check(output.loss, output.traces["log_weight"],
+                           output.nbeta),
+        "whitened_sigma_range": [float(sigma.min()), float(sigma.max())],
+    }
+
+
+IMPORTANCE_ESS_MIN = 0.01
+"""If fewer than 1% of the draws from q carry the importance weight p/q, E_q[L_n] is not
+E_p[L_n] and λ̂ reflects the variational family, not the posterior."""
+
+
+def warnings(stats: dict) -> list[str]:
+    importance = stats["importance_ess_fraction"]
+    if importance is not None and importance < IMPORTANCE_ESS_MIN:
+        return [f"VI: importance-weight ESS is {importance:.2%} of the draws: q is far from "
+                "the posterior, so λ̂ reflects the variational family"]
+    return []

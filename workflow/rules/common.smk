@@ -13,6 +13,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from lambda_hat.config import Experiment, check_experiment
+from lambda_hat.settings import as_dict
 
 
 def experiment_source():
@@ -64,7 +65,7 @@ def sample_config(wildcards):
     return canonical_yaml(
         {"experiment": EXPERIMENT.name,
          "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
-         "samplers": {wildcards.sampler: EXPERIMENT.sampler(wildcards.sampler)}}
+         "samplers": {wildcards.sampler: as_dict(EXPERIMENT.sampler(wildcards.sampler))}}
     )
 
 
@@ -73,7 +74,7 @@ def target_x64(wildcards):
 
 
 def sampler_x64(wildcards):
-    return x64_flag(EXPERIMENT.sampler(wildcards.sampler)["dtype"])
+    return x64_flag(EXPERIMENT.sampler(wildcards.sampler).dtype)
 
 
 def run_files(name, experiment=None):

@@ -1,0 +1,119 @@
+"""The shape every sampler module has, and the settings they share. JAX-free.
+
+A sampler module exports
+
+- `Settings`: a frozen dataclass (subclass of `SamplerSettings`), its defaults and words;
+- `build(settings, posterior, key) -> Kernel`: pure functions over a NamedTuple state, no
+  loops over steps or chains, no timing, no I/O (`key` is for setup shared by all chains);
+- `summarize(settings, output) -> dict`: the run's statistics from the driver's output;
+- `warnings(stats) -> list[str]`: what a user must know before trusting the number;
+- `MARKOV_CHAIN` (False for VI: its draws are iid, so no ESS or R-hat) and `FAILURE_HINT`
+  (what to change when every chain diverges).
+
+`lambda_hat.samplers.driver` owns the loops; the registry is `lambda_hat.samplers.REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, NamedTuple
+
+from ..settings import AUTO, bounded
+
+Precision = Literal["float32", "float64"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Settings every sampler has. β and γ default to the experiment's `posterior:`."""
+
+    kind: str = ""
+    chains: int = bounded(4, minimum=1)
+    seed: int = bounded(0, minimum=0)
+    dtype: Precision = "float64"
+    beta: float | AUTO = bounded("auto", exclusiveMinimum=0)
+    gamma: float = bounded(1.0, minimum=0)
+    sweep_of: str | None = None
+    """The sampler entry a calibration grid point came from (lambda_hat.sweep)."""
+
+
+@dataclass(frozen=True)
+class FullBatchSettings(SamplerSettings):
+    warmup: int = bounded(500, minimum=0)
+    draws: int = bounded(1000, minimum=1)
+
+
+@dataclass(frozen=True)
+class MinibatchSettings(SamplerSettings):
+    dtype: Precision = "float32"
+    steps: int = bounded(40000, minimum=1)
+    batch_size: int = bounded(256, minimum=1)
+    burn_in: float = bounded(0.5, minimum=0, exclusiveMaximum=1)
+    """Fraction of the trace points discarded."""
+    eval_every: int | AUTO = bounded("auto", minimum=1)
+    """Steps per trace point; `auto` keeps the MALA probe near 4% of the cost."""
+    replacement: bool = True
+    step_size: float | AUTO | None = bounded("auto", exclusiveMinimum=0)
+    step_size_scale: float = bounded(0.2, exclusiveMinimum=0)
+    """τ of `step_size: auto`: the dimensionless step of the stiffest direction."""
+
+
+class Kernel(NamedTuple):
+    """What `build` returns; the driver runs it.
+
+    - `init(key, position) -> (state, params, warmup_info)`: one chain's start, including its
+      adaptation (warmup draws are the driver's to discard); `params` are what `step` needs
+      besides the state (an adapted step size, a mass matrix), `warmup_info` a NamedTuple
+      whose `grad_evals` field is the warmup's cost.
+    - `step(key, state, params) -> (state, info)`: one transition; `info.loss` is L_n at the
+      new state (or an unbiased minibatch estimate of it) and `info.grad_evals` its cost in
+      full-gradient equivalents.
+    - `trace_points`: how many trace points each chain records.
+    - `probe(key, state, params) -> info`: a check run at each trace point (minibatch
+      samplers); with a probe the driver records one trace point per `trace_every` steps.
+    - `setup`: values computed once for all chains (NamedTuple), `setup_cost` their cost.
+    - `vectorized`: chains by `vmap` (fixed-length steps) or one after another (`lax.map`:
+      while-loops such as NUTS trees and BlackJAX's adaptation).
+    """
+
+    init: Callable
+    step: Callable
+    trace_points: int
+    probe: Callable | None = None
+    trace_every: int = 1
+    setup: Any = ()
+    setup_cost: Any = 0.0
+    vectorized: bool = True
+
+
+class NoWarmup(NamedTuple):
+    """The warmup info of a kernel that starts at w* without adapting."""
+
+    grad_evals: object = 0.0
+
+
+@dataclass
+class SamplerOutput:
+    """A run as the driver returns it, chains first, as NumPy arrays.
+
+    `loss[c, t]` is trace point t of chain c; the estimator averages `loss[:, burn_in:]`.
+    `grad_evals_at[t]` is the cumulative cost per chain in full-gradient equivalents when
+    trace point t was taken, warmup and setup included. `traces` holds every other per-step
+    (or per-trace-point) field of the kernel's info, `warmup` the per-chain warmup info.
+    """
+
+    loss: Any
+    burn_in: int
+    grad_evals_at: Any
+    traces: dict = field(default_factory=dict)
+    warmup: Any = ()
+    params: Any = ()
+    setup: Any = ()
+    nbeta: float = 1.0
+    compile_seconds: float = 0.0
+    sample_seconds: float = 0.0
+
+    @property
+    def grad_evals(self) -> float:
+        """Total full-gradient equivalents over all chains."""
+        return float(self.grad_evals_at[-1]) * self.loss.shape[0]

@@ -1,0 +1,255 @@
+"""The stochastic-gradient Langevin pieces the minibatch samplers compose (JAX; imported by
+their `build` functions only).
+
+- the automatic step size's curvature: the top Hessian eigenvalue of L_n at w* by power
+  iteration (on a fixed subset of the data when a full-data L_n is not cheap);
+- the minibatch loss gradient, and the log-density gradient it gives;
+- preconditioners: identity (SGLD), RMSProp, and Adam = RMSProp with a first-moment drift;
+- the Langevin kernel over any preconditioner;
+- the MALA probe, a step-size check at each trace point.
+
+SGLD:  Δw = −(ε/2)(nβ ∇L_batch(w) + γ(w − w*)) + √ε ξ; BlackJAX's overdamped Langevin step is
+w + h ∇log p + √(2h) ξ with h = ε/2, and takes h elementwise, so a preconditioner gives a
+per-coordinate h = ε_t/2, ε_t = ε/(√v̂_t + a) (Hitchcock & Hoogland, arXiv 2507.21449,
+App. D). v̂_t (and Adam's m̂_t) are bias-corrected moving moments of the minibatch LOSS
+gradient only: the localizer would otherwise dominate them far from w* and freeze the sampler.
+
+Every step's minibatch loss comes free with its gradient and, on a batch drawn independently
+of w_t, is an unbiased estimate of L_n(w_t): the driver averages them into trace points.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..settings import is_auto
+from .base import Kernel, NoWarmup
+
+POWER_ITERATIONS = 30
+CURVATURE_SUBSET = 2048
+
+
+def top_curvature(loss_fn, w, key, iterations: int = POWER_ITERATIONS):
+    """Largest |eigenvalue| of the Hessian of `loss_fn` at `w` by power iteration (HVPs)."""
+    hvp = lambda v: jax.jvp(jax.grad(loss_fn), (w,), (v,))[1]  # noqa: E731
+    v0 = jax.random.normal(key, w.shape, w.dtype)
+
+    def body(v, _):
+        hv = hvp(v)
+        return hv / (jnp.linalg.norm(hv) + jnp.finfo(w.dtype).tiny), None
+
+    v, _ = jax.lax.scan(body, v0 / jnp.linalg.norm(v0), None, length=iterations)
+    return jnp.abs(jnp.vdot(v, hvp(v)))
+
+
+def _curvature_on_subset(posterior) -> bool:
+    return posterior.loss_eval_cost != 0 and posterior.n > CURVATURE_SUBSET
+
+
+def curvature_loss(posterior, key):
+    """The loss whose top Hessian eigenvalue sets `step_size: auto`.
+
+    Full-data L_n where it is cheap; otherwise L on a fixed random subset of CURVATURE_SUBSET
+    points, so the power iteration costs a fraction of a short run. λ_max of a subsample's
+    Hessian is, if anything, above the full one's (λ_max is convex), which errs towards a
+    smaller, safer step.
+    """
+    if not _curvature_on_subset(posterior):
+        return posterior.loss
+    return lambda w: posterior.minibatch_loss(w, key, CURVATURE_SUBSET)
+
+
+def curvature_cost(posterior) -> float:
+    """Full-gradient equivalents of the power iteration (one HVP = two gradients each)."""
+    per_product = 2.0 * CURVATURE_SUBSET / posterior.n if _curvature_on_subset(posterior) else 2.0
+    return per_product * (POWER_ITERATIONS + 1)
+
+
+class Curvature(NamedTuple):
+    """c = nβ λ_max + γ, the stiffest curvature of −log p, and √(λ_max/nβ), the loss-gradient
+    scale along that direction at equilibrium (noiseless data)."""
+
+    top: object
+    stiffest: object
+    grad_rms: object
+
+
+def curvature_at_w_star(settings, posterior, key, needed: bool) -> tuple[Curvature, float]:
+    """(curvature, its cost); NaN and no cost when every step setting is a number."""
+    dtype = posterior.w_star.dtype
+    if needed:
+        top = top_curvature(curvature_loss(posterior, key), posterior.w_star, key)
+    else:
+        top = jnp.asarray(jnp.nan, dtype)
+    curvature = Curvature(top, posterior.nbeta * top + posterior.gamma,
+                          jnp.sqrt(top / posterior.nbeta))
+    return curvature, curvature_cost(posterior) if needed else 0.0
+
+
+class Setup(NamedTuple):
+    """Shared by all chains: the step (ε, or h for momentum methods), the preconditioner's
+    stabilizer (0 without one) and the curvature that set them."""
+
+    step_size: object
+    stabilizer: object
+    curvature: Curvature
+
+
+def step_size(settings, curvature: Curvature, auto_rule: Callable):
+    """The configured step, or `auto_rule(τ, curvature)` under `step_size: auto`."""
+    dtype = curvature.top.dtype
+    if not is_auto(settings.step_size):
+        return jnp.asarray(settings.step_size, dtype)
+    return auto_rule(settings.step_size_scale, curvature).astype(dtype)
+
+
+def loss_and_gradient(posterior, settings):
+    """(L_batch, ∇L_batch) at w for the minibatch drawn by `key`."""
+    return lambda w, key: jax.value_and_grad(
+        lambda w: posterior.minibatch_loss(w, key, settings.batch_size, settings.replacement))(w)
+
+
+def log_density_gradient(posterior, w, loss_gradient):
+    """∇log p from a loss gradient (minibatch or moment estimate) and the exact localizer."""
+    return -(posterior.nbeta * loss_gradient + jax.grad(posterior.localizer)(w))
+
+
+class Preconditioner(NamedTuple):
+    """`init(position) -> state`; `update(state, grad) -> (state, drift gradient, scale)`, the
+    scale multiplying the step; `scale(state)`, the current scale (for the probe)."""
+
+    init: Callable
+    update: Callable
+    scale: Callable
+
+
+def identity() -> Preconditioner:
+    return Preconditioner(init=lambda position: (), update=lambda state, grad: (state, grad, 1.0),
+                          scale=lambda state: 1.0)
+
+
+class Moments(NamedTuple):
+    v: object
+    count: object
+
+
+def rmsprop(beta2: float, stabilizer) -> Preconditioner:
+    """ε_t = ε/(√v̂_t + a), v̂_t the bias-corrected moving second moment of the gradient."""
+
+    def scale_of(v, count):
+        b2 = jnp.asarray(beta2, v.dtype)
+        return 1 / (jnp.sqrt(v / (1 - b2 ** count.astype(v.dtype))) + stabilizer)
+
+    def update(state, grad):
+        b2 = jnp.asarray(beta2, grad.dtype)
+        count = state.count + 1
+        v = b2 * state.v + (1 - b2) * grad * grad
+        return Moments(v, count), grad, scale_of(v, count)
+
+    return Preconditioner(
+        init=lambda position: Moments(jnp.zeros_like(position), jnp.zeros((), jnp.int32)),
+        update=update, scale=lambda state: scale_of(state.v, jnp.maximum(state.count, 1)))
+
+
+class WithFirstMoment(NamedTuple):
+    inner: object
+    m: object
+
+
+def with_first_moment(inner: Preconditioner, beta1: float) -> Preconditioner:
+    """Drift along the bias-corrected moving mean m̂_t of the gradient (Adam = RMSProp + this)."""
+
+    def update(state, grad):
+        inner_state, _, scale = inner.update(state.inner, grad)
+        b1 = jnp.asarray(beta1, grad.dtype)
+        m = b1 * state.m + (1 - b1) * grad
+        drift = m / (1 - b1 ** inner_state.count.astype(grad.dtype))
+        return WithFirstMoment(inner_state, m), drift, scale
+
+    return Preconditioner(
+        init=lambda position: WithFirstMoment(inner.init(position), jnp.zeros_like(position)),
+        update=update, scale=lambda state: inner.scale(state.inner))
+
+
+class LangevinState(NamedTuple):
+    position: object
+    preconditioner: object
+
+
+class StepInfo(NamedTuple):
+    loss: object
+    grad_evals: object
+
+
+class ProbeInfo(NamedTuple):
+    mala_acceptance: object
+    effective_step: object
+    grad_evals: object
+
+
+def mala_acceptance(posterior, settings, w, key, step):
+    """MALA acceptance probability of one Langevin proposal from w with step(s) `step`.
+
+    Both log densities and both gradients use the SAME minibatch, so the ratio estimates the
+    full-data one without the batch-to-batch noise; it is still an approximation (the
+    minibatch potential is not the target) used only as a step-size check.
+    """
+    batch_key, noise_key = jax.random.split(key)
+
+    def potential(w):
+        return posterior.minibatch_potential(w, batch_key, settings.batch_size,
+                                             settings.replacement)
+
+    u0, g0 = jax.value_and_grad(potential)(w)
+    mean0 = w - 0.5 * step * g0
+    proposal = mean0 + jnp.sqrt(step) * jax.random.normal(noise_key, w.shape, w.dtype)
+    u1, g1 = jax.value_and_grad(potential)(proposal)
+    mean1 = proposal - 0.5 * step * g1
+    log_forward = -jnp.sum((proposal - mean0) ** 2 / step) / 2
+    log_backward = -jnp.sum((w - mean1) ** 2 / step) / 2
+    log_ratio = u0 - u1 + log_backward - log_forward
+    return jnp.exp(jnp.minimum(0.0, jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)))
+
+
+def mala_probe(posterior, settings, current: Callable):
+    """The probe at a trace point: `current(state) -> (position, step)` gives the step a
+    Langevin proposal would take there (for a momentum method: ε = h²)."""
+    cost = 2 * settings.batch_size / posterior.n
+
+    def probe(key, state, params):
+        w, step = current(state)
+        return ProbeInfo(mala_acceptance(posterior, settings, w, key, step), jnp.mean(step),
+                         cost)
+
+    return probe
+
+
+def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step, setup,
+                    setup_cost, trace_every: int) -> Kernel:
+    """SGLD with a preconditioner: per step one minibatch gradient and one Gaussian draw."""
+    from blackjax.sgmcmc.diffusions import overdamped_langevin
+
+    langevin = overdamped_langevin()
+    loss_grad = loss_and_gradient(posterior, settings)
+    cost = settings.batch_size / posterior.n
+
+    def init(key, position):
+        return LangevinState(position, preconditioner.init(position)), (), NoWarmup()
+
+    def one_step(key, state, params):
+        batch_key, noise_key = jax.random.split(key)
+        loss, grad = loss_grad(state.position, batch_key)
+        moments, drift, scale = preconditioner.update(state.preconditioner, grad)
+        w = state.position
+        w = langevin(noise_key, w, log_density_gradient(posterior, w, drift), step * scale / 2)
+        return LangevinState(w, moments), StepInfo(loss, cost)
+
+    def current(state):
+        return state.position, step * preconditioner.scale(state.preconditioner)
+
+    return Kernel(init=init, step=one_step, trace_points=settings.steps // trace_every,
+                  trace_every=trace_every, probe=mala_probe(posterior, settings, current),
+                  setup=setup, setup_cost=setup_cost)

@@ -1,0 +1,68 @@
+"""What the minibatch samplers (SGLD family, SGNHT, SGHMC) share outside the trace: the trace
+spacing, their statistics and their warnings. JAX-free."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..settings import is_auto
+
+MARKOV_CHAIN = True
+FAILURE_HINT = "lower step_size"
+LOSS_TRACE = "minibatch_mean"
+AUTO_EVAL_EVERY = 50
+"""Steps per trace point under `eval_every: auto`: the MALA probe at each trace point (two
+minibatch gradients) then costs 4% of the sampling. Runs shorter than 5000 steps get 100 trace
+points, so that the ESS, counted in trace points, can reach the 100 below which a run is
+flagged."""
+
+
+def trace_every(settings) -> int:
+    """Steps per trace point (`eval_every`, resolved)."""
+    if settings.eval_every != "auto":
+        return int(settings.eval_every)
+    return max(1, min(AUTO_EVAL_EVERY, settings.steps // 100))
+
+
+def check(settings) -> list[tuple[str, str]]:
+    if settings.steps < trace_every(settings):
+        return [("steps", "must be at least eval_every")]
+    return []
+
+
+def summarize(settings, output) -> dict:
+    """Statistics of a run; `output.setup` holds the step size and the curvature."""
+    kept = output.traces["mala_acceptance"][:, output.burn_in:]
+    setup = output.setup
+    curvature = float(setup.curvature.top)
+    return {
+        "step_size": float(setup.step_size),
+        "step_size_auto": bool(is_auto(settings.step_size)),
+        "top_curvature": None if np.isnan(curvature) else curvature,
+        "batch_size": settings.batch_size,
+        "burn_in_discarded": output.burn_in * trace_every(settings),
+        "eval_every": trace_every(settings),
+        "mala_acceptance_mean": float(np.nanmean(kept)) if np.any(np.isfinite(kept)) else None,
+        "mala_probes": int(kept.size),
+        "nonfinite_trace_points": int(np.sum(~np.isfinite(output.loss))),
+        "mean_effective_step": float(np.nanmean(
+            output.traces["effective_step"][:, output.burn_in:])),
+    }
+
+
+MALA_ACCEPTANCE_MIN = 0.8
+"""The MALA acceptance of a Langevin proposal at the run's step size is a blunt instrument
+with one stiff direction among many (docs/samplers.md has the measured relation to λ̂'s
+bias); defaults give ≥ 0.93, and below 0.8 the step size dominates λ̂."""
+
+
+def warnings(stats: dict) -> list[str]:
+    found = []
+    acceptance = stats["mala_acceptance_mean"]
+    if acceptance is not None and acceptance < MALA_ACCEPTANCE_MIN:
+        found.append(f"MALA acceptance {acceptance:.2f} < {MALA_ACCEPTANCE_MIN}: the step "
+                     "size is too large for this posterior (aim near 0.9); lower step_size")
+    if stats["nonfinite_trace_points"]:
+        found.append(f"{stats['nonfinite_trace_points']} trace points are NaN/Inf: the "
+                     "sampler diverged; lower step_size")
+    return found

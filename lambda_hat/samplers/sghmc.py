@@ -1,0 +1,99 @@
+"""SGHMC: stochastic-gradient HMC with friction (Chen, Fox & Guestrin 2014), unit mass.
+
+    p ← p − h α p + h ∇log p̃_batch(w) + √(2αh) ξ,   w ← w + h p
+
+with time step h and friction α (the injected noise matches the friction, so the target
+temperature is 1; the minibatch gradient's own noise is not subtracted). The momentum is
+updated first and the position moves with the new momentum (symplectic Euler, stable for
+h√c < 2 on a direction of curvature c).
+
+`step_size: auto` sets h = τ / max(√c, α), c = nβ λ_max + γ: h√c = τ keeps the stiffest
+direction's oscillation resolved, and hα ≤ τ keeps the friction's damping per step small
+(the discretised friction factor 1 − hα must stay well inside (0, 1)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from ..settings import bounded, is_auto
+from .base import Kernel, MinibatchSettings
+from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, trace_every,
+                        warnings)
+
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+           "momentum_step", "summarize", "trace_every", "warnings"]
+
+
+@dataclass(frozen=True)
+class Settings(MinibatchSettings):
+    kind: Literal["sghmc"] = "sghmc"
+    step_size_scale: float = bounded(0.1, exclusiveMinimum=0)
+    alpha: float = bounded(10.0, exclusiveMinimum=0)
+    """Friction α (and the injected noise's scale √(2αh))."""
+
+
+class State(NamedTuple):
+    position: object
+    momentum: object
+
+
+def momentum_step(noise_key, position, momentum, friction, log_density_grad, h, alpha):
+    """One SGHMC / SGNHT step: momentum first (gradient at the current position, friction,
+    noise √(2αh)), then the position with the NEW momentum. Returns (position, momentum)."""
+    import jax
+    import jax.numpy as jnp
+
+    dtype = position.dtype
+    noise = jax.random.normal(noise_key, position.shape, dtype)
+    momentum = (momentum - h * friction * momentum + h * log_density_grad
+                + jnp.sqrt(jnp.asarray(2 * alpha, dtype) * h) * noise)
+    return position + h * momentum, momentum
+
+
+def momentum_kernel(settings, posterior, key, auto_rule, init, update) -> Kernel:
+    """A momentum method over the minibatch gradient: `init(key, position) -> state`,
+    `update(noise_key, state, log_density_grad, h) -> state`. Its probe treats one step as
+    a Langevin proposal of step ε = h² (one leapfrog step is MALA with that step)."""
+    from . import langevin
+    from .base import NoWarmup
+
+    curvature, cost = langevin.curvature_at_w_star(settings, posterior, key,
+                                                   is_auto(settings.step_size))
+    h = langevin.step_size(settings, curvature, auto_rule)
+    loss_grad = langevin.loss_and_gradient(posterior, settings)
+    step_cost = settings.batch_size / posterior.n
+    every = trace_every(settings)
+
+    def step(key, state, params):
+        import jax
+
+        batch_key, noise_key = jax.random.split(key)
+        loss, grad = loss_grad(state.position, batch_key)
+        gradient = langevin.log_density_gradient(posterior, state.position, grad)
+        return update(noise_key, state, gradient, h), langevin.StepInfo(loss, step_cost)
+
+    return Kernel(init=lambda key, position: (init(key, position), (), NoWarmup()), step=step,
+                  trace_points=settings.steps // every, trace_every=every,
+                  probe=langevin.mala_probe(posterior, settings,
+                                            lambda state: (state.position, h * h)),
+                  setup=langevin.Setup(h, h * 0, curvature), setup_cost=cost)
+
+
+def build(settings: Settings, posterior, key) -> Kernel:
+    import jax
+    import jax.numpy as jnp
+
+    alpha = settings.alpha
+
+    def init(key, position):
+        return State(position, jax.random.normal(key, position.shape, position.dtype))
+
+    def update(noise_key, state, gradient, h):
+        return State(*momentum_step(noise_key, state.position, state.momentum, alpha,
+                                    gradient, h, alpha))
+
+    return momentum_kernel(settings, posterior, key,
+                           lambda tau, c: tau / jnp.maximum(jnp.sqrt(c.stiffest), alpha),
+                           init, update)

@@ -1,0 +1,57 @@
+"""RMSProp-SGLD: SGLD with a per-coordinate step ε_t = ε/(√v̂_t + a) (Hitchcock & Hoogland,
+arXiv 2507.21449: the most faithful local sampler at scale).
+
+`auto` makes the stiffest direction's dimensionless step ε c/√v̂ equal τ, with
+v̂ ≈ λ_max/nβ (the loss-gradient variance at equilibrium along a direction of curvature
+λ_max, noiseless data), and the stabilizer a = `stabilizer_scale` · √(λ_max/nβ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..settings import AUTO, bounded, is_auto
+from .base import Kernel, MinibatchSettings
+from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, trace_every, warnings
+from .minibatch import summarize as minibatch_summary
+
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+           "summarize", "trace_every", "warnings"]
+
+
+@dataclass(frozen=True)
+class Settings(MinibatchSettings):
+    kind: Literal["sgld_rmsprop"] = "sgld_rmsprop"
+    stabilizer: float | AUTO | None = bounded("auto", minimum=0)
+    stabilizer_scale: float = bounded(0.1, minimum=0)
+    beta2: float = bounded(0.999, exclusiveMinimum=0, exclusiveMaximum=1)
+
+
+def preconditioned_setup(settings, posterior, key, adjust=lambda step: step):
+    """(setup, cost) of a moment-preconditioned sampler: ε = adjust(τ√v̂/c) and a."""
+    import jax.numpy as jnp
+
+    from . import langevin
+
+    curvature, cost = langevin.curvature_at_w_star(
+        settings, posterior, key, is_auto(settings.step_size) or is_auto(settings.stabilizer))
+    step = langevin.step_size(
+        settings, curvature, lambda tau, c: adjust(tau * c.grad_rms / c.stiffest))
+    stabilizer = settings.stabilizer
+    if is_auto(stabilizer):
+        stabilizer = settings.stabilizer_scale * curvature.grad_rms
+    return langevin.Setup(step, jnp.asarray(stabilizer, step.dtype), curvature), cost
+
+
+def build(settings: Settings, posterior, key) -> Kernel:
+    from . import langevin
+
+    setup, cost = preconditioned_setup(settings, posterior, key)
+    return langevin.langevin_kernel(
+        settings, posterior, langevin.rmsprop(settings.beta2, setup.stabilizer),
+        setup.step_size, setup, cost, trace_every(settings))
+
+
+def summarize(settings, output) -> dict:
+    return {**minibatch_summary(settings, output), "stabilizer": float(output.setup.stabilizer)}

@@ -1,0 +1,55 @@
+"""SGNHT (Ding et al. 2014): SGHMC whose friction ξ is a thermostat, adapted so that the
+kinetic energy per coordinate stays ½ whatever the minibatch noise: ξ ← ξ + h(mean p² − 1),
+with injected noise √(2αh) and ξ starting at α.
+
+BlackJAX's `sgnht` moves the position with the old momentum (explicit Euler), which amplifies
+every mode by √(1 + h²c) per step; its thermostat (rate h) reacts too slowly, so chains blew
+up and then froze on a DLN. This order (`sghmc.momentum_step`, symplectic Euler) is stable
+for h√c < 2. `step_size: auto` sets h √c = τ (h is a time step; ε ≈ h²).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from ..settings import bounded
+from . import sghmc
+from .base import Kernel, MinibatchSettings
+from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, trace_every,
+                        warnings)
+
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+           "summarize", "trace_every", "warnings"]
+
+
+@dataclass(frozen=True)
+class Settings(MinibatchSettings):
+    kind: Literal["sgnht"] = "sgnht"
+    step_size_scale: float = bounded(0.1, exclusiveMinimum=0)
+    alpha: float = bounded(10.0, exclusiveMinimum=0)
+
+
+class State(NamedTuple):
+    position: object
+    momentum: object
+    xi: object
+
+
+def build(settings: Settings, posterior, key) -> Kernel:
+    import jax
+    import jax.numpy as jnp
+
+    alpha = settings.alpha
+
+    def init(key, position):
+        return State(position, jax.random.normal(key, position.shape, position.dtype),
+                     jnp.asarray(alpha, position.dtype))
+
+    def update(noise_key, state, gradient, h):
+        position, momentum = sghmc.momentum_step(noise_key, state.position, state.momentum,
+                                                 state.xi, gradient, h, alpha)
+        return State(position, momentum, state.xi + h * (jnp.mean(momentum * momentum) - 1))
+
+    return sghmc.momentum_kernel(settings, posterior, key,
+                                 lambda tau, c: tau / jnp.sqrt(c.stiffest), init, update)

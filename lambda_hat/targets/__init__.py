@@ -1,0 +1,115 @@
+"""Targets: a model, its data and its optimum w*, built once and stored as a directory.
+
+One module per target kind, registered below by one line. A kind module exports `Model` (a
+frozen dataclass of its `model:` settings, from which the config check is derived),
+`DEFAULTS` (its defaults for the rest of the target entry), `check(model)` (problems no type
+can express, as (key, message) pairs), `likelihood(model)` (the loss a posterior uses) and
+`build(model, config, where, dtype)` (arrays and the exact λ where known).
+
+`target.npz` holds w*, X, Y; `target.json` records how they were made (resolved config, seed,
+precision, versions, a content hash) and what is known exactly about them (true λ).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import dln, mlp, quadratic
+
+REGISTRY = {
+    "dln": dln,
+    "mlp": mlp,
+    "quadratic": quadratic,
+}
+
+COMMON_DEFAULTS = {
+    "data": {
+        "x": {"kind": "gaussian", "scale": 1.0, "condition": 10.0},
+        "noise": {"kind": "gaussian", "sigma": 0.0, "df": 4.0},
+    },
+    "seed": 0,
+    "dtype": "float64",
+    "training": {"optimizer": "adam", "learning_rate": 1.0e-2, "steps": 2000},
+}
+
+TARGET_JSON = "target.json"
+TARGET_NPZ = "target.npz"
+TARGET_ARRAYS = ("w_star", "X", "Y")
+
+
+def model_of(model: dict):
+    """The typed `model:` settings of a checked target entry."""
+    from ..settings import make
+
+    return make(REGISTRY[model["kind"]].Model, model)
+
+
+@dataclass
+class Target:
+    record: dict
+    arrays: dict
+
+    @property
+    def likelihood(self):
+        model = self.record["config"]["model"]
+        return REGISTRY[model["kind"]].likelihood(model_of(model))
+
+
+def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
+    """Make (record, arrays) for one resolved target config; pure given the seed."""
+    import jax.numpy as jnp
+
+    from ..artifacts import hash_arrays, package_versions
+
+    started = time.perf_counter()
+    dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
+    model = model_of(config["model"])
+    kind = REGISTRY[model.kind]
+    built = kind.build(model, config, f"targets.{name}", dtype)
+    likelihood = kind.likelihood(model)
+    data = likelihood.prepare(built.arrays, dtype)
+    record = {
+        "name": name,
+        "experiment": experiment,
+        "config": config,
+        "n": int(config["data"]["n"]),
+        "d": int(likelihood.num_params),
+        "loss_star": float(likelihood.loss(data["w_star"], data)),
+        "true_llc": built.true_llc,
+        "multiplicity": built.multiplicity,
+        "seed": int(config["seed"]),
+        "dtype": config["dtype"],
+        "training_final_loss": built.training_final_loss,
+        "versions": package_versions(),
+        "hash": hash_arrays(built.arrays),
+        "build_seconds": time.perf_counter() - started,
+    }
+    return record, built.arrays
+
+
+def save_target(directory: str | Path, record: dict, arrays: dict) -> None:
+    """Arrays first, record last: a directory with target.json holds a complete target."""
+    from ..artifacts import write_json, write_npz
+
+    directory = Path(directory)
+    write_npz(directory / TARGET_NPZ, arrays)
+    write_json(directory / TARGET_JSON, record)
+
+
+def load_target(directory: str | Path) -> Target:
+    from ..artifacts import hash_arrays, read_json, read_npz
+    from ..errors import ArtifactError
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: target directory not found (run `lambda-hat build`)")
+    record = read_json(directory / TARGET_JSON)
+    arrays = read_npz(directory / TARGET_NPZ, required=TARGET_ARRAYS)
+    arrays = {name: arrays[name] for name in TARGET_ARRAYS}
+    if hash_arrays(arrays) != record.get("hash"):
+        raise ArtifactError(
+            f"{directory / TARGET_NPZ}: content hash does not match {TARGET_JSON} "
+            "(the file was changed or belongs to another target); rebuild the target")
+    return Target(record=record, arrays=arrays)

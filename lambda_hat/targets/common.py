@@ -1,0 +1,122 @@
+"""What the teacher–student regression targets share: inputs, noise, training, the loss.
+
+L_n(w) = mean over the n points of the squared error summed over outputs: the one loss
+definition, used to train w* and by every sampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..models import Network
+
+
+def squared_error(prediction, Y):
+    residual = prediction - Y
+    return (residual * residual).sum(axis=-1).mean()
+
+
+class Built(NamedTuple):
+    """A target kind's `build` result: the arrays and what is known exactly about them."""
+
+    arrays: dict
+    true_llc: float | None = None
+    multiplicity: int | None = None
+    training_final_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class Regression:
+    """Squared-error regression of Y on X by `network`: the likelihood of dln and mlp."""
+
+    network: Network
+
+    loss_eval_cost = 0.5
+
+    @property
+    def num_params(self) -> int:
+        return self.network.num_params
+
+    def batch_loss(self, w, data, index):
+        return squared_error(self.network.apply(w, data["X"][index]), data["Y"][index])
+
+    def loss(self, w, data):
+        return squared_error(self.network.apply(w, data["X"]), data["Y"])
+
+    def prepare(self, arrays: dict, dtype) -> dict:
+        """The sampler's data pytree, every array in its precision."""
+        import jax.numpy as jnp
+
+        return {name: jnp.asarray(arrays[name], dtype) for name in ("X", "Y", "w_star")}
+
+
+def sample_inputs(key, spec: dict, dim: int, n: int, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    if spec["kind"] == "uniform":
+        return jax.random.uniform(key, (n, dim), dtype, -spec["scale"], spec["scale"])
+    x = jax.random.normal(key, (n, dim), dtype) * spec["scale"]
+    if spec["kind"] == "gaussian_anisotropic":
+        x = x * jnp.logspace(0.0, -np.log10(spec["condition"]), dim, dtype=dtype)
+    return x
+
+
+def sample_noise(key, spec: dict, shape, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    if spec["sigma"] == 0:
+        return jnp.zeros(shape, dtype)
+    if spec["kind"] == "student_t":
+        return spec["sigma"] * jax.random.t(key, spec["df"], shape, dtype)
+    return spec["sigma"] * jax.random.normal(key, shape, dtype)
+
+
+def train(loss, w0, training: dict):
+    """w* by full-batch optimisation from w0; (w*, loss history)."""
+    import jax
+    import optax  # only building a trained target needs it: `sample` never imports it
+
+    optimizer = {"adam": optax.adam, "sgd": optax.sgd}[training["optimizer"]](
+        training["learning_rate"])
+
+    def step(carry, _):
+        w, opt_state = carry
+        value, grad = jax.value_and_grad(loss)(w)
+        updates, opt_state = optimizer.update(grad, opt_state, w)
+        return (optax.apply_updates(w, updates), opt_state), value
+
+    (w, _), history = jax.lax.scan(step, (w0, optimizer.init(w0)), None,
+                                   length=training["steps"])
+    return w, history
+
+
+def teacher_student(config: dict, network: Network, teacher: Network, make_teacher, where: str,
+                    dtype) -> tuple[dict, object, float | None]:
+    """(arrays, w_teacher, final training loss): data from the teacher, w* the teacher or
+    the student trained on that data. `make_teacher(key)` draws the teacher's weights."""
+    import jax
+
+    from ..errors import ArtifactError
+
+    data = config["data"]
+    key_teacher, key_x, key_noise, key_init = jax.random.split(jax.random.key(config["seed"]), 4)
+    w_teacher = make_teacher(key_teacher)
+    X = sample_inputs(key_x, data["x"], network.sizes[0], data["n"], dtype)
+    clean = teacher.apply(w_teacher, X)
+    Y = clean + sample_noise(key_noise, data["noise"], clean.shape, dtype)
+    final_loss = None
+    if config["w_star"] == "teacher":
+        if teacher != network:
+            raise ArtifactError(f"{where}.w_star: 'teacher' needs the teacher's architecture")
+        w_star = w_teacher
+    else:
+        w_star, history = train(lambda w: squared_error(network.apply(w, X), Y),
+                                network.init(key_init, dtype), config["training"])
+        final_loss = float(history[-1])
+    arrays = {"w_star": np.asarray(w_star), "X": np.asarray(X), "Y": np.asarray(Y)}
+    return arrays, w_teacher, final_loss

@@ -1,0 +1,154 @@
+"""Run sampler checks in a fresh interpreter with the precision they declare.
+
+JAX's x64 flag is process-global, so a test process cannot run float64 and float32 samplers
+side by side. `run_isolated` calls one function of this module in a new interpreter with
+JAX_ENABLE_X64 set for the requested precision and returns its JSON-able result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY_KEYS = ("kind", "dtype", "llc_mean", "llc_std", "llc_mcse", "true_llc", "rel_error",
+                "ess", "r_hat", "chains_total", "chains_failed", "grad_evals",
+                "ess_per_grad_eval", "compile_seconds", "sample_seconds", "wall_seconds",
+                "warnings", "stats", "nbeta", "n", "d")
+
+
+def settings_for(kind: str, **overrides):
+    from lambda_hat.samplers import REGISTRY
+    from lambda_hat.settings import make
+
+    return make(REGISTRY[kind].Settings, {"kind": kind, **overrides})
+
+
+def run_on_potential(posterior, kind: str, **overrides) -> dict:
+    """Run one sampler kind on an analytic posterior; estimate with the package estimator."""
+    from dataclasses import asdict
+
+    from lambda_hat.estimator import estimate_llc
+    from lambda_hat.samplers import REGISTRY
+    from lambda_hat.samplers.driver import run
+
+    module = REGISTRY[kind]
+    settings = settings_for(kind, **overrides)
+    dtype = np.float64 if settings.dtype == "float64" else np.float32
+    output = run(module, settings, posterior, posterior.data(dtype))
+    estimate = estimate_llc(output.loss, output.burn_in, 0.0, posterior.nbeta,
+                            markov_chain=module.MARKOV_CHAIN)
+    return {**asdict(estimate), "exact": posterior.exact_llc,
+            "stats": module.summarize(settings, output), "dtype": str(output.loss.dtype),
+            "sample_seconds": output.sample_seconds}
+
+
+def run_kinds_on_potential(spec: dict, runs: list[dict]) -> list[dict]:
+    """`run_on_potential` for several {kind, **overrides} in one process (one JAX import)."""
+    from potentials import potential_from_spec
+
+    posterior = potential_from_spec(spec)
+    return [run_on_potential(posterior, **run) for run in runs]
+
+
+def build_targets(out_dir: str, targets: dict) -> dict:
+    """Build targets {name: target entry} under out_dir (run this in float64)."""
+    from lambda_hat.config import Experiment
+    from lambda_hat.targets import build_target, save_target
+
+    records = {}
+    for name, entry in targets.items():
+        raw = {"targets": {name: entry}, "samplers": {"any": {"kind": "hmc"}}}
+        experiment = Experiment(raw, f"<test target {name}>")
+        record, arrays = build_target(name, experiment.target(name), "test")
+        save_target(Path(out_dir) / name, record, arrays)
+        records[name] = {key: record[key] for key in ("true_llc", "multiplicity", "d", "n")}
+    return records
+
+
+def build_dln_targets(out_dir: str, targets: dict) -> dict:
+    """Build DLN targets {name: {widths, rank, n, seed}} under out_dir (run this in float64)."""
+    return build_targets(out_dir, {
+        name: {"model": {"kind": "dln", "widths": spec["widths"], "rank": spec["rank"]},
+               "data": {"n": spec["n"]}, "seed": spec.get("seed", 0)}
+        for name, spec in targets.items()})
+
+
+def run_kinds_on_target(target_dir: str, runs: list[dict], posterior: dict | None = None) -> list:
+    """The runner's summary (selected keys) for each {kind, **overrides} on a built target."""
+    from lambda_hat.config import Experiment
+    from lambda_hat.errors import SamplingFailed
+    from lambda_hat.runner import sample_run
+    from lambda_hat.targets import load_target
+
+    target = load_target(target_dir)
+    results = []
+    for index, run in enumerate(runs):
+        name = f"s{index}"
+        raw = {"targets": {"t": {"model": {"kind": "dln", "widths": [1, 1], "rank": 0}}},
+               "samplers": {name: run}}
+        if posterior:
+            raw["posterior"] = posterior
+        try:
+            summary, _ = sample_run(Experiment(raw, "<test>"), name, target)
+        except SamplingFailed as exc:  # every chain diverged: the runner's loudest diagnostic
+            results.append({"error": str(exc)})
+            continue
+        record = summary.to_dict()
+        results.append({key: record[key] for key in SUMMARY_KEYS})
+    return results
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def run_isolated_many(calls: list[tuple[str, str, dict]], parallel: int = 2,
+                      env: dict | None = None) -> list:
+    """`run_isolated` for several (function, dtype, kwargs) calls, `parallel` at a time, in
+    the order given (put the longest first). Failures come back as the exception object."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(function, dtype, kwargs):
+        try:
+            return run_isolated(function, dtype, env=env, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported by the test that needs the result
+            return exc
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(call, *c) for c in calls]
+        return [future.result() for future in futures]
+
+
+def run_isolated(function: str, dtype: str, timeout: float = 600, env: dict | None = None,
+                 **kwargs):
+    """Call `function` (a name in this module) in a fresh interpreter running JAX in
+    `dtype`; its JSON result is returned here. Exceptions in the child re-raise here as
+    RuntimeError with the child's stderr tail."""
+    env = {**os.environ, **(env or {}), "JAX_ENABLE_X64": "1" if dtype == "float64" else "0",
+           "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    request = json.dumps({"function": function, "kwargs": kwargs})
+    completed = subprocess.run([sys.executable, __file__], input=request, env=env,
+                               capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{function} failed in a {dtype} subprocess:\n"
+                           + completed.stderr[-4000:])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    request = json.loads(sys.stdin.read())
+    result = globals()[request["function"]](**request["kwargs"])
+    print(json.dumps(_jsonable(result)))
