@@ -14,6 +14,8 @@ import numpy as np
 from lambda_hat.config import Experiment
 from lambda_hat.posterior import make_posterior
 from lambda_hat.samplers import REGISTRY
+from lambda_hat.samplers.driver import run
+from lambda_hat.settings import make
 from lambda_hat.targets import Target, build_target
 
 
@@ -60,18 +62,18 @@ def best_seconds(fn, repeats: int = 10) -> float:
 
 def bare_gradient_gflops(target: Target, dtype) -> dict:
     """The floor under every full-batch sampler: one jitted value-and-grad of the loss and
-    nothing else, for one chain (the samplers run chains one after another, `over_chains`),
+    nothing else, for one chain (the samplers run chains one after another, `lax.map`),
     with the MLP's activation and with the identity in its place: the same matmul shapes
     without the elementwise passes over the n×64 activations."""
     from lambda_hat.models import Network
 
-    X, Y = jnp.asarray(target.X, dtype), jnp.asarray(target.Y, dtype)
-    w = jnp.asarray(target.w_star, dtype)
-    flops = gradient_flops(list(target.network.sizes), X.shape[0])
+    X, Y = jnp.asarray(target.arrays["X"], dtype), jnp.asarray(target.arrays["Y"], dtype)
+    w = jnp.asarray(target.arrays["w_star"], dtype)
+    network = target.likelihood.network
+    flops = gradient_flops(list(network.sizes), X.shape[0])
     rates = {}
-    for label, network in (("activation", target.network),
-                           ("identity", Network(target.network.sizes, "identity",
-                                                target.network.bias))):
+    for label, network in (("activation", network),
+                           ("identity", Network(network.sizes, "identity", network.bias))):
         def loss(w, network=network):
             residual = network.apply(w, X) - Y
             return jnp.mean(jnp.sum(residual * residual, axis=-1))
@@ -86,10 +88,11 @@ def bare_sgld_seconds(target: Target, dtype, chains: int = 4, steps: int = 2000,
     """The floor under the SGLD family on its workload: vmap over chains of a scan whose step
     is one minibatch value-and-grad and one Gaussian draw, with no trace or diagnostics; and
     the two parts alone."""
-    X, Y = jnp.asarray(target.X, dtype), jnp.asarray(target.Y, dtype)
+    X, Y = jnp.asarray(target.arrays["X"], dtype), jnp.asarray(target.arrays["Y"], dtype)
     n = X.shape[0]
-    network = target.network
-    w0 = jnp.broadcast_to(jnp.asarray(target.w_star, dtype), (chains, target.w_star.size))
+    network = target.likelihood.network
+    w_star = target.arrays["w_star"]
+    w0 = jnp.broadcast_to(jnp.asarray(w_star, dtype), (chains, w_star.size))
 
     def loss(w, index):
         residual = network.apply(w, X[index]) - Y[index]
@@ -126,15 +129,14 @@ def bench_target(n: int, dtype: str) -> Target:
         "samplers": {"unused": {"kind": "hmc"}},
     }
     record, arrays = build_target("mlp", Experiment(raw, "bench").target("mlp"), "bench")
-    return Target(record=record, **arrays)
+    return Target(record=record, arrays=arrays)
 
 
 def run_sampler(target: Target, kind: str, dtype: str, settings: dict):
-    spec = REGISTRY[kind]
-    resolved = {"kind": kind, **spec.all_defaults, "beta": "auto", "gamma": 1.0,
-                "dtype": dtype, **settings}
-    posterior, data, _ = make_posterior(target, resolved["beta"], resolved["gamma"], dtype)
-    return spec.load_run()(posterior, data, resolved, 0)
+    module = REGISTRY[kind]
+    resolved = make(module.Settings, {"kind": kind, "dtype": dtype, **settings})
+    posterior, data, _ = make_posterior(target, resolved.beta, resolved.gamma, dtype)
+    return run(module, resolved, posterior, data)
 
 
 def main() -> None:

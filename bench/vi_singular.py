@@ -38,7 +38,7 @@ def setup(target_dir: str, dtype: str):
     from lambda_hat.targets import load_target
 
     posterior, data, loss_star = make_posterior(load_target(target_dir), "auto", 1.0, dtype)
-    T, log_det = vi.whitening(posterior, data, {"whitening": "hessian"}, jax.random.key(1))
+    T, log_det = vi.whitening(posterior.bind(data), vi.Settings(), jax.random.key(1))
     hessian = jax.hessian(lambda w: posterior.loss(w, data))(data["w_star"])
     precision = posterior.nbeta * np.maximum(np.linalg.eigvalsh(np.asarray(hessian, np.float64)),
                                              0) + posterior.gamma
@@ -78,6 +78,7 @@ def family(target_dir: str, name: str, steps: int, hidden: int = 128) -> dict:
     import jax.numpy as jnp
     import optax
 
+    from lambda_hat.samplers import mixture as mfa
     from lambda_hat.samplers import vi
 
     posterior, data, loss_star, T, log_det, flat, precision = setup(target_dir, "float32")
@@ -117,19 +118,19 @@ def family(target_dir: str, name: str, steps: int, hidden: int = 128) -> dict:
         v, log_jacobian = flow(layers, u)
         w = data["w_star"] + T @ v
         loss = loss_fn(w)
-        log_q = vi.mixture_logpdf(u, mixture) - log_jacobian - log_det
+        log_q = mfa.mixture_logpdf(u, mixture) - log_jacobian - log_det
         return loss, -(posterior.nbeta * loss + posterior.localizer(w, data)) - log_q
 
     def negative_elbo(params, key):
         draw_key, batch_key = jax.random.split(key)
-        u = vi.component_draws(draw_key, params[0], 4)
+        u = mfa.component_draws(draw_key, params[0], 4)
         loss_fn = lambda w: posterior.minibatch_loss(w, data, batch_key, 256)  # noqa: E731
         values = jax.vmap(jax.vmap(lambda u: log_ratio(params, u, loss_fn)[1]))(u)
         return -jnp.sum(jax.nn.softmax(params[0].logits) * jnp.mean(values, axis=1))
 
     def fit(key):
         init_key, flow_key, fit_key, draw_key = jax.random.split(key, 4)
-        params = (vi.init_params(init_key, d, 4, 2, jnp.float32), init_flow(flow_key))
+        params = (mfa.init_params(init_key, d, 4, 2, jnp.float32), init_flow(flow_key))
         optimizer = optax.adam(optax.cosine_decay_schedule(3e-3 if splits else 1e-2, steps, 0.01))
 
         def step(carry, key):
@@ -140,7 +141,7 @@ def family(target_dir: str, name: str, steps: int, hidden: int = 128) -> dict:
 
         (params, _), elbo = jax.lax.scan(step, (params, optimizer.init(params)),
                                          jax.random.split(fit_key, steps))
-        u = vi.mixture_draws(draw_key, params[0], 1000)
+        u = mfa.mixture_draws(draw_key, params[0], 1000)
         full_loss = lambda w: posterior.loss(w, data)  # noqa: E731
         loss, log_weight = jax.lax.map(lambda u: log_ratio(params, u, full_loss), u,
                                        batch_size=250)
@@ -172,7 +173,8 @@ def main() -> None:
     if args.child:
         request = json.loads(args.child)
         if request["mode"] == "build":
-            from lambda_hat.samplers.testing import build_dln_targets
+            sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+            from isolated import build_dln_targets
             result = build_dln_targets(request["target_dir"], TARGET)
         elif request["mode"] == "reference":
             result = reference(request["target_dir"])

@@ -85,6 +85,30 @@ def _plot_summary(args) -> None:
     plot_summary(args.table, args.out)
 
 
+CONFIG = ("--config", "experiment YAML")
+OUT_PNG = ("--out", "PNG file to write")
+COMMANDS = [
+    ("build", _build, "build one target (model, data, w*)",
+     "Build a target and write target.json/target.npz.",
+     [CONFIG, ("--target", "name of an entry under targets:"),
+      ("--out", "target directory to write")]),
+    ("sample", _sample, "run one sampler on one built target",
+     "Sample and write trace.npz, then summary.json.",
+     [CONFIG, ("--target-dir", "directory written by `build`"),
+      ("--sampler", "name of an entry under samplers:"), ("--out", "run directory to write")]),
+    ("check", _check, "validate an experiment file",
+     "Check an experiment file; exit 1 on any problem.", [CONFIG]),
+    ("plot-run", _plot_run, "diagnostic plots of one run", None,
+     [("--run-dir", "directory written by `sample`"), OUT_PNG]),
+    ("aggregate", _aggregate, "collect run summaries into Parquet", None,
+     [("summaries", "summary.json files"), ("--out", "Parquet file to write")]),
+    ("plot-summary", _plot_summary, "λ̂ per sampler and target", None,
+     [("--table", "Parquet file from `aggregate`"), OUT_PNG]),
+]
+"""(name, function, help, description, [(flag, help)]): every flag is required; a name
+without dashes is positional and takes one or more values."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lambda-hat",
@@ -96,40 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "each job's share")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    build = commands.add_parser("build", help="build one target (model, data, w*)",
-                                description="Build a target and write target.json/target.npz.")
-    build.add_argument("--config", required=True, help="experiment YAML")
-    build.add_argument("--target", required=True, help="name of an entry under targets:")
-    build.add_argument("--out", required=True, help="target directory to write")
-    build.set_defaults(func=_build)
-
-    sample = commands.add_parser("sample", help="run one sampler on one built target",
-                                 description="Sample and write trace.npz, then summary.json.")
-    sample.add_argument("--config", required=True, help="experiment YAML")
-    sample.add_argument("--target-dir", required=True, help="directory written by `build`")
-    sample.add_argument("--sampler", required=True, help="name of an entry under samplers:")
-    sample.add_argument("--out", required=True, help="run directory to write")
-    sample.set_defaults(func=_sample)
-
-    check = commands.add_parser("check", help="validate an experiment file",
-                                description="Check an experiment file; exit 1 on any problem.")
-    check.add_argument("--config", required=True, help="experiment YAML")
-    check.set_defaults(func=_check)
-
-    plot_run = commands.add_parser("plot-run", help="diagnostic plots of one run")
-    plot_run.add_argument("--run-dir", required=True, help="directory written by `sample`")
-    plot_run.add_argument("--out", required=True, help="PNG file to write")
-    plot_run.set_defaults(func=_plot_run)
-
-    aggregate = commands.add_parser("aggregate", help="collect run summaries into Parquet")
-    aggregate.add_argument("summaries", nargs="+", help="summary.json files")
-    aggregate.add_argument("--out", required=True, help="Parquet file to write")
-    aggregate.set_defaults(func=_aggregate)
-
-    plot_summary = commands.add_parser("plot-summary", help="λ̂ per sampler and target")
-    plot_summary.add_argument("--table", required=True, help="Parquet file from `aggregate`")
-    plot_summary.add_argument("--out", required=True, help="PNG file to write")
-    plot_summary.set_defaults(func=_plot_summary)
+    for name, func, summary, description, arguments in COMMANDS:
+        command = commands.add_parser(name, help=summary, description=description or summary)
+        for flag, help_text in arguments:
+            if flag.startswith("--"):
+                command.add_argument(flag, required=True, help=help_text)
+            else:
+                command.add_argument(flag, nargs="+", help=help_text)
+        command.set_defaults(func=func)
     return parser
 
 

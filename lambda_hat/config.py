@@ -105,20 +105,31 @@ def _typed_entry(given: dict, cls, where: list, what: str, unknown: str) -> list
     return problems + _validate(values, {"type": "object", "properties": properties}, where)
 
 
+def _entries(raw: dict, section: str):
+    entries = raw.get(section)
+    if not isinstance(entries, dict):
+        return []
+    return [(name, entry) for name, entry in entries.items() if isinstance(entry, dict)]
+
+
 def _entry_problems(raw: dict) -> list:
     """Kind-specific keys of every sampler and target model (after the schema file's check)."""
     problems = []
-    for name, sampler in (raw.get("samplers") or {}).items():
+    for name, sampler in _entries(raw, "samplers"):
         kind = sampler.get("kind")
+        if not isinstance(kind, str):
+            continue  # the schema file's check names it
         if kind not in SAMPLERS:
             problems.append((["samplers", name, "kind"], f"unknown sampler kind {kind!r}; "
                              f"known: {', '.join(sorted(SAMPLERS))}"))
             continue
         problems += _typed_entry(sampler, SAMPLERS[kind].Settings, ["samplers", name],
                                  f"{kind} sampler", f"not a setting of a {kind} sampler")
-    for name, target in (raw.get("targets") or {}).items():
-        model = target["model"]
-        kind = model["kind"]
+    for name, target in _entries(raw, "targets"):
+        model = target.get("model")
+        kind = model.get("kind") if isinstance(model, dict) else None
+        if kind not in TARGETS:
+            continue  # the schema file's check names it
         problems += _typed_entry(model, TARGETS[kind].Model, ["targets", name, "model"],
                                  f"{kind} model", f"not a key of a {kind} model")
     return problems
@@ -169,15 +180,15 @@ def _lines(problems, source: str) -> list[str]:
 def check_experiment(raw: dict, source: str) -> list[str]:
     """Every problem in an experiment, one line each, naming the file and the key path.
 
-    Calibration sweeps are expanded first, so each grid point is checked as a sampler."""
+    Calibration sweeps are expanded first, so each grid point is checked as a sampler. Type
+    problems of every entry are reported together; the checks between values (a rank above
+    a width, a batch above n) run once the types are right."""
     problems = _validate(raw, load_schema(), [])
-    if problems:
-        return _lines(problems, source)
     try:
         raw = expand_sweeps(raw, source)
     except ConfigError as exc:
-        return exc.problems
-    problems = _entry_problems(raw)
+        return _lines(problems, source) + exc.problems
+    problems += _entry_problems(raw)
     if problems:
         return _lines(problems, source)
     return _lines(_semantic_problems(raw), source)

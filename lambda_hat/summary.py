@@ -8,7 +8,7 @@ summary of this version.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .artifacts import read_json, to_json, write_json
@@ -22,39 +22,44 @@ LossTrace = Literal["full_data", "minibatch_mean", "iid_draws"]
 `trace_every` steps (unbiased for L_n), or L_n at an independent draw from a fitted q."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSummary(Estimate):
-    experiment: str = ""
-    target: str = ""
-    sampler: str = ""
-    kind: str = ""
-    markov_chain: bool = True
-    loss_trace: LossTrace = "full_data"
-    trace_every: int = 1
-    settings: dict = field(default_factory=dict)
-    seed: int = 0
-    dtype: str = ""
-    n: int = 0
-    d: int = 0
-    beta: float = 0.0
-    gamma: float = 0.0
-    nbeta: float = 0.0
-    loss_star: float = 0.0
-    true_llc: float | None = None
-    multiplicity: int | None = None
-    target_hash: str = ""
-    rel_error: float | None = None
-    fraction_below_loss_star: float | None = None
-    grad_evals: float = 0.0
-    compile_seconds: float = 0.0
-    sample_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    ess_per_second: float | None = None
-    ess_per_grad_eval: float | None = None
-    stats: dict = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
-    status: Status = "ok"
-    versions: dict = field(default_factory=dict)
+    """Every field is set by the runner: what ran, on what, how well, at what cost."""
+
+    experiment: str
+    target: str
+    sampler: str
+    kind: str
+    settings: dict
+    seed: int
+    markov_chain: bool
+    loss_trace: LossTrace
+    trace_every: int
+    """Steps per trace point (minibatch samplers average their losses over them)."""
+    dtype: str
+    n: int
+    d: int
+    beta: float
+    gamma: float
+    nbeta: float
+    loss_star: float
+    true_llc: float | None
+    multiplicity: int | None
+    target_hash: str
+    rel_error: float | None
+    fraction_below_loss_star: float | None
+    grad_evals: float
+    """Full-gradient equivalents over all chains, warmup and setup included."""
+    compile_seconds: float
+    sample_seconds: float
+    wall_seconds: float
+    ess_per_second: float | None
+    ess_per_grad_eval: float | None
+    stats: dict
+    """The sampler module's own statistics (its `summarize`)."""
+    warnings: tuple[str, ...]
+    status: Status
+    versions: dict
     version: int = VERSION
 
     def to_dict(self) -> dict:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from lambda_hat.config import Experiment  # noqa: E402
 from lambda_hat.samplers import REGISTRY  # noqa: E402
-from lambda_hat.samplers.testing import run_isolated  # noqa: E402
+from isolated import run_isolated  # noqa: E402
 
 DOC = ROOT / "docs" / "samplers.md"
 START, END = "<!-- sampler-table:start -->", "<!-- sampler-table:end -->"
@@ -46,9 +47,9 @@ def table(config: Path, seed: int) -> str:
         build(config, target, directory)
         rows = []
         for dtype in ("float64", "float32"):
-            kinds = [kind for kind, spec in REGISTRY.items() if spec.dtype == dtype]
+            kinds = [kind for kind, module in REGISTRY.items() if module.Settings.dtype == dtype]
             runs = [{"kind": kind, "seed": seed} for kind in kinds]
-            summaries = run_isolated("lambda_hat.samplers.testing:run_kinds_on_target", dtype,
+            summaries = run_isolated("run_kinds_on_target", dtype,
                                      target_dir=str(directory), runs=runs,
                                      posterior=experiment.posterior)
             rows += list(zip(kinds, summaries))
@@ -66,11 +67,11 @@ def table(config: Path, seed: int) -> str:
     ]
     for kind, s in rows:
         if "error" in s:
-            lines.append(f"| {kind} | {REGISTRY[kind].dtype} | failed: {s['error']} |"
+            lines.append(f"| {kind} | {REGISTRY[kind].Settings.dtype} | failed: {s['error']} |"
                          + " |" * 8)
             continue
         r_hat = "—" if s["r_hat"] is None else f"{s['r_hat']:.3f}"
-        ess_note = "" if REGISTRY[kind].is_markov_chain else " (iid)"
+        ess_note = "" if REGISTRY[kind].MARKOV_CHAIN else " (iid)"
         lines.append(
             f"| {kind} | {s['dtype']} | {s['llc_mean']:.2f} ± {s['llc_mcse']:.2f} "
             f"| {s['true_llc']:g} | {s['rel_error']:+.1%} | {r_hat} | {s['ess']:.0f}{ess_note} "

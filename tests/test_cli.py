@@ -57,6 +57,22 @@ def test_build_writes_a_described_target(built):
     assert mlp["training_final_loss"] == pytest.approx(mlp["loss_star"], rel=0.05)
 
 
+def test_build_writes_a_quadratic_target(tmp_path):
+    """L_n = ½||w − w*||²: no data columns, λ = d/2 exactly, L_n(w*) = 0."""
+    config = write_config(tmp_path, {"targets": {"q": {"model": {"kind": "quadratic", "d": 7},
+                                                       "data": {"n": 300}, "seed": 2}},
+                                     "samplers": {}})
+    done = run_cli("build", "--config", config, "--target", "q", "--out", tmp_path / "q",
+                   x64=True)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "q" / "target.json").read_text())
+    assert (record["n"], record["d"], record["true_llc"]) == (300, 7, 3.5)
+    assert record["loss_star"] == 0.0
+    with np.load(tmp_path / "q" / "target.npz") as arrays:
+        assert arrays["X"].shape == (300, 0) and arrays["w_star"].shape == (7,)
+        assert np.all(arrays["w_star"] != 0)
+
+
 @pytest.mark.parametrize("target", ["dln", "mlp"])
 def test_sample_writes_trace_and_summary_and_is_deterministic(built, target):
     root, config = built

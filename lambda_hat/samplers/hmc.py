@@ -32,15 +32,25 @@ LOSS_TRACE = "full_data"
 
 
 @dataclass(frozen=True)
-class Settings(FullBatchSettings):
-    kind: Literal["hmc"] = "hmc"
-    num_integration_steps: int = bounded(16, minimum=1)
+class WindowAdapted(FullBatchSettings):
+    """What HMC and NUTS share: window adaptation towards an acceptance rate."""
+
     target_accept: float = bounded(0.8, exclusiveMinimum=0, exclusiveMaximum=1)
     adaptation: Literal["per_chain", "shared"] = "per_chain"
+    """Independent warmups per chain, or one warmup that every chain starts from."""
+
+
+@dataclass(frozen=True)
+class Settings(WindowAdapted):
+    kind: Literal["hmc"] = "hmc"
+    num_integration_steps: int = bounded(16, minimum=1)
     step_size_jitter: float = bounded(0.2, minimum=0, exclusiveMaximum=1)
+    """Each draw's step size is scaled by a uniform factor in 1 ± this."""
 
 
 class Params(NamedTuple):
+    """What window adaptation tunes, per chain."""
+
     step_size: object
     inverse_mass_matrix: object
 
@@ -50,6 +60,8 @@ class WarmupInfo(NamedTuple):
 
 
 class StepInfo(NamedTuple):
+    """One draw: L_n at the new state, Metropolis acceptance, divergence, leapfrog steps."""
+
     loss: object
     acceptance: object
     divergent: object

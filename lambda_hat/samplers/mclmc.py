@@ -41,6 +41,8 @@ class Settings(FullBatchSettings):
 
 
 class Params(NamedTuple):
+    """Tuned per chain (or given): decoherence length, step size, diagonal preconditioner."""
+
     L: object
     step_size: object
     inverse_mass_matrix: object
@@ -52,6 +54,8 @@ class WarmupInfo(NamedTuple):
 
 
 class StepInfo(NamedTuple):
+    """One draw: L_n, the step's energy error ΔE (the only check of an unadjusted step)."""
+
     loss: object
     energy_change: object
     grad_evals: object

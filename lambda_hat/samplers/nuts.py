@@ -13,7 +13,7 @@ from typing import Literal
 
 from ..settings import bounded
 from . import hmc
-from .base import FullBatchSettings, Kernel
+from .base import Kernel
 
 MARKOV_CHAIN = True
 FAILURE_HINT = hmc.FAILURE_HINT
@@ -23,11 +23,10 @@ warnings = hmc.warnings
 
 
 @dataclass(frozen=True)
-class Settings(FullBatchSettings):
+class Settings(hmc.WindowAdapted):
     kind: Literal["nuts"] = "nuts"
     max_tree_depth: int = bounded(6, minimum=1)
     target_accept: float = bounded(0.9, exclusiveMinimum=0, exclusiveMaximum=1)
-    adaptation: Literal["per_chain", "shared"] = "per_chain"
 
 
 def build(settings: Settings, posterior, key) -> Kernel:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from ..settings import bounded
 from . import sghmc
-from .base import Kernel, MinibatchSettings
+from .base import Kernel
 from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, trace_every,
                         warnings)
 
@@ -24,16 +23,21 @@ __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "c
 
 
 @dataclass(frozen=True)
-class Settings(MinibatchSettings):
+class Settings(sghmc.Settings):
+    """SGHMC's settings; α is the injected noise's scale and the thermostat's start."""
+
     kind: Literal["sgnht"] = "sgnht"
-    step_size_scale: float = bounded(0.1, exclusiveMinimum=0)
-    alpha: float = bounded(10.0, exclusiveMinimum=0)
 
 
 class State(NamedTuple):
-    position: object
-    momentum: object
+    """SGHMC's state and the thermostat ξ, the friction it adapts."""
+
+    dynamics: sghmc.State
     xi: object
+
+    @property
+    def position(self):
+        return self.dynamics.position
 
 
 def build(settings: Settings, posterior, key) -> Kernel:
@@ -43,13 +47,15 @@ def build(settings: Settings, posterior, key) -> Kernel:
     alpha = settings.alpha
 
     def init(key, position):
-        return State(position, jax.random.normal(key, position.shape, position.dtype),
-                     jnp.asarray(alpha, position.dtype))
+        momentum = jax.random.normal(key, position.shape, position.dtype)
+        return State(sghmc.State(position, momentum), jnp.asarray(alpha, position.dtype))
 
     def update(noise_key, state, gradient, h):
-        position, momentum = sghmc.momentum_step(noise_key, state.position, state.momentum,
-                                                 state.xi, gradient, h, alpha)
-        return State(position, momentum, state.xi + h * (jnp.mean(momentum * momentum) - 1))
+        position, momentum = sghmc.momentum_step(noise_key, state.position,
+                                                 state.dynamics.momentum, state.xi, gradient, h,
+                                                 alpha)
+        return State(sghmc.State(position, momentum),
+                     state.xi + h * (jnp.mean(momentum * momentum) - 1))
 
     return sghmc.momentum_kernel(settings, posterior, key,
                                  lambda tau, c: tau / jnp.sqrt(c.stiffest), init, update)

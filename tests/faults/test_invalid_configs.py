@@ -80,6 +80,12 @@ CASES = {
     "a setting that is not one of its words": (
         edited(("samplers", "hmc", "adaptation"), "pooled"),
         "samplers.hmc.adaptation: 'pooled' is not one of per_chain, shared"),
+    "a negative setting of a newly registered sampler": (
+        edited(("samplers", "sgld"), {"kind": "sghmc", "alpha": -1.0}),
+        "samplers.sgld.alpha: -1.0 is less than or equal to the minimum of 0"),
+    "quadratic target without its dimension": (
+        {**VALID, "targets": {"q": {"model": {"kind": "quadratic"}}}},
+        "targets.q.model.d: required for a quadratic model"),
     "boolean as a number": (
         edited(("samplers", "hmc", "draws"), True), "samplers.hmc.draws: True is not of type 'integer'"),
 }
