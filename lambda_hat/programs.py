@@ -1,19 +1,21 @@
-"""Traced programs kept on disk (`jax.export`), beside JAX's persistent compilation cache.
+"""Traced and compiled programs kept on disk, beside JAX's persistent compilation cache.
 
 JAX's persistent cache skips XLA compilation, but it is keyed on the lowered module, so every
-job still traces and lowers its sampler in Python first: 0.3-0.4 s for a BlackJAX HMC
-program and as much again for the ESS/R-hat program, most of a warm job's overhead. Here the
-lowered program itself is stored, serialized by `jax.export`; a later job with the same key
-deserializes it (milliseconds), lowers the one-call wrapper `jit(exported.call)` (~50 ms) and
-finds that wrapper's executable in JAX's cache.
+job still traces and lowers its sampler in Python first, most of a warm job's overhead (the
+figures are in docs/workflow.md). Here each program is stored twice: as the lowered program
+(`jax.export`) and as its compiled executable (`jax.experimental.serialize_executable`). A
+later job with the same key loads the executable in milliseconds and runs it: no tracing, no
+lowering, no compilation. Programs that call LAPACK are lowered from the stored program
+instead (lowering registers the LAPACK kernels; the executable is then found in JAX's cache).
 
 The key covers everything that determines the program, and a value that cannot be described
 exactly means no caching rather than a guess: the function (code, source file, and every value
 it closes over or is partially applied to: settings, posterior fields, ...), the arguments'
 tree, shapes and dtypes, the source of this package, the versions of Python, JAX, jaxlib,
-BlackJAX, optax and NumPy, every JAX config value (x64 among them), and the backend. Code
-reached through module globals is covered by those digests and versions, and by the source
-file of each function the key describes; module globals patched at run time are not.
+BlackJAX, optax and NumPy, every JAX config value (x64 among them), the backend and the CPU's
+instruction-set flags (an executable built for one CPU must not run on another node's).
+Code reached through module globals is covered by those digests and versions, and by the
+source file of each function the key describes; module globals patched at run time are not.
 
 A miss runs the freshly exported program, so a miss and a later hit execute the same program;
 with no cache directory programs are plain `jit`, which gives the same numbers (tested).
@@ -41,7 +43,7 @@ import numpy as np
 log = logging.getLogger("lambda_hat")
 
 SUBDIRECTORY = "lambda-hat-programs"
-MAGIC = b"lambda-hat exported program 1\n"
+MAGIC = b"lambda-hat exported program 2\n"
 _LIBRARY_ROOTS = ("jax", "jaxlib", "blackjax", "optax", "numpy")
 _VERSIONED_ROOTS = (*_LIBRARY_ROOTS, "lambda_hat")
 """Packages whose code is pinned by the key (versions, or this package's source digest), so
@@ -55,8 +57,10 @@ class Unkeyable(Exception):
 
 def default_cache_dir() -> Path | None:
     """`<JAX compilation cache>/lambda-hat-programs`, or None when JAX has no persistent cache
-    (then nothing is stored: without it a stored program would still be compiled anew)."""
-    if not jax.config.jax_enable_compilation_cache:
+    (then nothing is stored: without it a stored program would still be compiled anew) or
+    LAMBDA_HAT_PROGRAM_CACHE=0 turns it off."""
+    if not jax.config.jax_enable_compilation_cache or os.environ.get(
+            "LAMBDA_HAT_PROGRAM_CACHE", "1") == "0":
         return None
     directory = jax.config.jax_compilation_cache_dir
     return Path(directory) / SUBDIRECTORY if directory else None
@@ -76,10 +80,10 @@ def compile_program(fn, args: tuple, cache_dir: Path | None):
         log.debug("program not cached: %s", exc)
         return jax.jit(fn).lower(*args).compile(), "off"
     path = Path(cache_dir) / f"{key}.jaxexport"
-    exported = _load(path)
-    if exported is not None:
+    entry = _load(path)
+    if entry is not None:
         try:
-            return jax.jit(exported.call).lower(*args).compile(), "hit"
+            return _from_entry(*entry, args), "hit"
         except Exception as exc:  # a stored program that no longer fits: recompute it
             log.debug("ignoring cached program %s: %s", path, exc)
     from jax import export
@@ -89,8 +93,23 @@ def compile_program(fn, args: tuple, cache_dir: Path | None):
     except Exception as exc:  # not exportable (e.g. host callbacks); real errors re-raise below
         log.debug("program not exportable: %s", exc)
         return jax.jit(fn).lower(*args).compile(), "off"
-    _store(path, exported)
-    return jax.jit(exported.call).lower(*args).compile(), "miss"
+    compiled = jax.jit(exported.call).lower(*args).compile()
+    _store(path, exported, compiled)
+    return compiled, "miss"
+
+
+def _from_entry(exported, executable, args):
+    """The stored executable when it fits `args`; else the stored program, lowered (which
+    finds its executable in JAX's compilation cache). Programs calling LAPACK take the second
+    way: lowering registers the LAPACK kernels a loaded executable would call."""
+    leaves = jax.tree.leaves(args)
+    if [jax.typeof(leaf) for leaf in leaves] != list(exported.in_avals):
+        raise ValueError("the stored program was made for other argument shapes")
+    if executable is None or b"lapack" in exported.mlir_module_serialized:
+        return jax.jit(exported.call).lower(*args).compile()
+    from jax.experimental.serialize_executable import deserialize_and_load
+
+    return deserialize_and_load(executable, jax.tree.structure((args, {})), exported.out_tree)
 
 
 def program_key(fn, args: tuple) -> str:
@@ -108,10 +127,12 @@ def program_key(fn, args: tuple) -> str:
 
 
 def _load(path: Path):
-    """The stored program, or None if absent, damaged or unreadable.
+    """(exported program, serialized executable or None), or None if absent, damaged or
+    unreadable.
 
     File: MAGIC, SHA-256 of the body, body = 4-byte length + JSON (the namedtuple classes of
-    the argument and result trees) + the `jax.export` serialization.
+    the argument and result trees, the sizes of the parts) + the `jax.export` serialization
+    + the compiled executable (`jax.experimental.serialize_executable`).
     """
     try:
         blob = path.read_bytes()
@@ -130,20 +151,30 @@ def _load(path: Path):
         meta = json.loads(body[4:4 + size])
         for name in meta["namedtuples"]:
             _register_namedtuple(_class_named(name))
-        return export.deserialize(bytearray(body[4 + size:]))
+        program = body[4 + size:4 + size + meta["program_bytes"]]
+        executable = body[4 + size + meta["program_bytes"]:] or None
+        return export.deserialize(bytearray(program)), executable
     except Exception as exc:
         log.debug("ignoring unreadable cached program %s: %s", path, exc)
         return None
 
 
-def _store(path: Path, exported) -> None:
+def _store(path: Path, exported, compiled) -> None:
     """Write atomically; a failure (no flatbuffers, full disk, read-only cache) only costs the
-    next job a trace."""
+    next job a trace. A backend that cannot serialize executables stores the program alone."""
     try:
         names = sorted({_register_namedtuple(cls) for cls in
                         _namedtuple_classes((exported.in_tree, exported.out_tree))})
-        meta = json.dumps({"namedtuples": names}).encode()
-        body = len(meta).to_bytes(4, "big") + meta + bytes(exported.serialize())
+        program = bytes(exported.serialize())
+        try:
+            from jax.experimental.serialize_executable import serialize
+
+            executable = bytes(serialize(compiled)[0])
+        except Exception as exc:
+            log.debug("executable not serializable: %s", exc)
+            executable = b""
+        meta = json.dumps({"namedtuples": names, "program_bytes": len(program)}).encode()
+        body = len(meta).to_bytes(4, "big") + meta + program + executable
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -208,12 +239,26 @@ def _environment() -> dict:
 
     device = jax.devices()[0]
     return {
+        "cpu": _cpu_flags(),
         "versions": package_versions(),
         "python": sys.version,
         "package_source": _package_digest(),
         "backend": [jax.default_backend(), device.platform, device.device_kind,
                     jax.device_count()],
     }
+
+
+def _cpu_flags() -> str:
+    """The instruction-set flags of this machine's CPU (Linux), else its processor name."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return hashlib.sha256(line.encode()).hexdigest()
+    except OSError:
+        pass
+    return platform.machine() + " " + platform.processor()
 
 
 def _package_digest() -> str:

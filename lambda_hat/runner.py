@@ -71,7 +71,6 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
                 + module.warnings(stats))
     true_llc = target.record["true_llc"]
     ess = estimate.ess
-    trace_every = getattr(module, "trace_every", lambda settings: 1)(settings)
     summary = RunSummary(
         **vars(estimate),
         experiment=experiment.name,
@@ -80,7 +79,7 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
         kind=settings.kind,
         markov_chain=module.MARKOV_CHAIN,
         loss_trace=module.LOSS_TRACE,
-        trace_every=trace_every,
+        trace_every=settings.trace_every,
         settings=as_dict(settings),
         seed=settings.seed,
         dtype=str(output.loss.dtype),

@@ -134,3 +134,22 @@ def test_mala_probe():
     _close(probe.mala_acceptance, min(1.0, np.exp(log_ratio)))
     _close(probe.effective_step, s)
     assert 0 < float(probe.mala_acceptance) < 1  # a case where the ratio matters
+
+
+def test_the_driver_thins_full_batch_draws():
+    """`thin: k` runs draws × k transitions and keeps every k-th: the cost per kept draw is k
+    trajectories, and the divergence count covers every transition."""
+    from lambda_hat.samplers.driver import run
+
+    data = POSTERIOR.data(jnp.float32)
+    outputs = {thin: run(REGISTRY["hmc"], settings_for("hmc", chains=2, warmup=50, draws=30,
+                                                        thin=thin), POSTERIOR, data)
+               for thin in (1, 3)}
+    steps = REGISTRY["hmc"].Settings.num_integration_steps
+    for thin, output in outputs.items():
+        assert output.loss.shape == (2, 30)
+        per_draw = np.diff(output.grad_evals_at)
+        np.testing.assert_allclose(per_draw, thin * steps)
+        stats = REGISTRY["hmc"].summarize(settings_for("hmc", thin=thin), output)
+        assert stats["transitions"] == 2 * 30 * thin
+        assert stats["integration_steps_mean"] == pytest.approx(steps)

@@ -7,8 +7,9 @@ import pytest
 from lambda_hat.config import NAME_PATTERN, Experiment
 from lambda_hat.errors import ConfigError
 from lambda_hat.settings import as_dict
-from lambda_hat.summary import RunSummary, write_summary
+from lambda_hat.summary import write_summary
 from lambda_hat.sweep import expand_sweeps, flat_region
+from records import run_summary
 
 RAW = {
     "targets": {"dln": {"model": {"kind": "dln", "widths": [3, 2], "rank": 1}}},
@@ -57,20 +58,10 @@ def test_bad_grids_are_named(grid, message):
     assert "exp.yaml: samplers.sgld.sweep" in str(info.value) and message in str(info.value)
 
 
-BLANK = dict(chains_total=4, chains_failed=0, draws_per_chain=100, burn_in=0, llc_per_chain=[],
-             experiment="e", target="t", kind="sgld", seed=0, markov_chain=True,
-             loss_trace="minibatch_mean", trace_every=1, dtype="float32", n=100, d=2, beta=1.0,
-             gamma=1.0, nbeta=100.0, loss_star=0.0, true_llc=None, multiplicity=None,
-             target_hash="", rel_error=None, fraction_below_loss_star=None, grad_evals=1.0,
-             compile_seconds=0.0, sample_seconds=0.0, wall_seconds=0.0, ess_per_second=None,
-             ess_per_grad_eval=None, stats={}, warnings=(), status="ok", versions={})
-"""A run summary's fields that these tests do not look at."""
-
-
 def _summary(name, step, llc, mcse=0.2, gamma=1.0):
-    return RunSummary(**{**BLANK, "sampler": name, "llc_mean": llc, "llc_mcse": mcse,
-                         "settings": {"kind": "sgld", "step_size": step, "gamma": gamma,
-                                      "sweep_of": "sgld"}})
+    return run_summary(sampler=name, llc_mean=llc, llc_mcse=mcse,
+                       settings={"kind": "sgld", "step_size": step, "gamma": gamma,
+                                 "sweep_of": "sgld"})
 
 
 def test_flat_region_between_unmixed_and_biased_steps():
@@ -113,8 +104,8 @@ def test_experiment_and_table_see_grid_points(tmp_path):
     assert names == ["s.step_size-1e-05", "s.step_size-2e-05", "s.step_size-0.001"]
     paths = []
     for name, llc in zip(names, (4.0, 4.1, 9.0)):
-        summary = RunSummary(**{**BLANK, "sampler": name, "llc_mean": llc, "llc_mcse": 0.05,
-                                "settings": as_dict(experiment.sampler(name))})
+        summary = run_summary(sampler=name, llc_mean=llc, llc_mcse=0.05,
+                              settings=as_dict(experiment.sampler(name)))
         paths.append(tmp_path / f"{name}.json")
         write_summary(paths[-1], summary)
     aggregate_runs(paths, tmp_path / "llc.parquet")

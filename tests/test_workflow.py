@@ -253,7 +253,9 @@ def fake_run(run_dir: Path, target: str, sampler: str, kind: str, llc: float, *,
     """A run directory as `lambda-hat sample` writes it (no sampling: plots and table only)."""
     import numpy as np
 
-    from lambda_hat.artifacts import write_json, write_npz
+    from lambda_hat.artifacts import write_npz
+    from lambda_hat.summary import write_summary
+    from records import run_summary
 
     rng = np.random.default_rng(0)
     loss = 0.01 + 0.001 * rng.random((3, 200))
@@ -261,17 +263,17 @@ def fake_run(run_dir: Path, target: str, sampler: str, kind: str, llc: float, *,
     traces = {"loss": loss, "grad_evals_at": np.arange(1, 201) * 0.25,
               "burn_in": np.asarray(100), "loss_star": np.asarray(0.01)}
     if elbo:
-        traces["elbo"] = -np.linspace(10, 1, 50)
+        traces["warmup_elbo"] = -np.linspace(10, 1, 50)[None, :]
     write_npz(run_dir / "trace.npz", traces)
-    write_json(run_dir / "summary.json", {
-        "experiment": "unit", "target": target, "sampler": sampler, "kind": kind,
-        "dtype": "float32", "n": 100, "d": 10, "beta": 0.2, "gamma": 1.0, "nbeta": 20.0,
-        "llc_mean": llc, "llc_std": 0.1, "llc_mcse": None if elbo else 0.05,
-        "ess": None if elbo else 150.0, "r_hat": None, "true_llc": true_llc,
-        "rel_error": None if true_llc is None else (llc - true_llc) / true_llc,
-        "grad_evals": 150.0, "sample_seconds": 0.5, "status": "ok", "warnings": [],
-        "settings": {"kind": kind, "step_size": 1.0e-5},
-    })
+    write_summary(run_dir / "summary.json", run_summary(
+        experiment="unit", target=target, sampler=sampler, kind=kind,
+        dtype="float32", n=100, d=10, beta=0.2, gamma=1.0, nbeta=20.0,
+        llc_mean=llc, llc_std=0.1, llc_mcse=None if elbo else 0.05,
+        ess=None if elbo else 150.0, r_hat=None, true_llc=true_llc,
+        rel_error=None if true_llc is None else (llc - true_llc) / true_llc,
+        grad_evals=150.0, sample_seconds=0.5, status="ok", warnings=(),
+        settings={"kind": kind, "step_size": 1.0e-5}, markov_chain=not elbo,
+        loss_trace="iid_draws" if elbo else "minibatch_mean"))
     return run_dir / "summary.json"
 
 

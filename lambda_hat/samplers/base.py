@@ -36,11 +36,23 @@ class SamplerSettings:
     sweep_of: str | None = None
     """The sampler entry a calibration grid point came from (lambda_hat.sweep)."""
 
+    @property
+    def trace_every(self) -> int:
+        """Steps per trace point."""
+        return 1
+
 
 @dataclass(frozen=True)
 class FullBatchSettings(SamplerSettings):
     warmup: int = bounded(500, minimum=0)
     draws: int = bounded(1000, minimum=1)
+    """Draws kept per chain, after warmup."""
+    thin: int = bounded(1, minimum=1)
+    """Transitions per kept draw: `draws × thin` are run."""
+
+    @property
+    def trace_every(self) -> int:
+        return self.thin
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,19 @@ class MinibatchSettings(SamplerSettings):
     step_size_scale: float = bounded(0.2, exclusiveMinimum=0)
     """τ of `step_size: auto`: the dimensionless step of the stiffest direction."""
 
+    @property
+    def trace_every(self) -> int:
+        """`eval_every` resolved: `auto` keeps the MALA probe near 4% of the cost, and at
+        least 100 trace points on short runs (the ESS below which a run is flagged)."""
+        if self.eval_every != "auto":
+            return int(self.eval_every)
+        return max(1, min(AUTO_EVAL_EVERY, self.steps // 100))
+
+
+AUTO_EVAL_EVERY = 50
+"""Steps per trace point under `eval_every: auto`: the MALA probe at each trace point costs
+two minibatch gradients, 4% of 50 steps."""
+
 
 class Kernel(NamedTuple):
     """What `build` returns; the driver runs it.
@@ -69,8 +94,11 @@ class Kernel(NamedTuple):
       new state (or an unbiased minibatch estimate of it) and `info.grad_evals` its cost in
       full-gradient equivalents.
     - `trace_points`: how many trace points each chain records.
+    - `trace_every`: steps per trace point. Without a probe the driver keeps every
+      `trace_every`-th draw (thinning); with one, a trace point is the mean of those steps'
+      losses (unbiased minibatch estimates) and the probe's result.
     - `probe(key, state, params) -> info`: a check run at each trace point (minibatch
-      samplers); with a probe the driver records one trace point per `trace_every` steps.
+      samplers).
     - `setup`: values computed once for all chains (NamedTuple), `setup_cost` their cost.
     - `vectorized`: chains by `vmap` (fixed-length steps) or one after another (`lax.map`:
       while-loops such as NUTS trees and BlackJAX's adaptation).

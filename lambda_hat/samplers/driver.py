@@ -8,7 +8,8 @@ the program around it and runs it once under `jit`:
   settings say `adaptation: shared` (its cost is then spread over the chains);
 - draws: `scan` over steps, chains by `vmap` (or `lax.map` for kernels with while-loops);
   kernels with a `probe` record one trace point per `trace_every` steps: the mean of those
-  steps' losses, and the probe's check at the block's end;
+  steps' losses, and the probe's check at the block's end; others keep every
+  `trace_every`-th draw;
 - after the program: burn-in, the cumulative cost in full-gradient equivalents, compile
   time and sampling time apart.
 
@@ -44,15 +45,25 @@ def _warmup(kernel, settings, keys, position):
 
 
 def _draws(kernel, key, state, params):
-    """One chain's trace: a record per step, or per block of `trace_every` steps."""
-    if kernel.probe is None:
+    """One chain's trace: a record per step, or per block of `trace_every` steps: the
+    block's mean loss and the probe's check with a probe; else its last draw's loss
+    (thinning). Other fields are block means, costs block sums."""
+    def steps(state, key, count):
         return jax.lax.scan(lambda s, k: kernel.step(k, s, params), state,
-                            jax.random.split(key, kernel.trace_points))[1]
+                            jax.random.split(key, count))
+
+    if kernel.probe is None and kernel.trace_every == 1:
+        return steps(state, key, kernel.trace_points)[1]
 
     def one_block(state, block_key):
+        if kernel.probe is None:
+            state, infos = steps(state, block_key, kernel.trace_every)
+            record = {name: jnp.mean(value) for name, value in infos._asdict().items()}
+            record["loss"] = infos.loss[-1]
+            record["grad_evals"] = jnp.sum(infos.grad_evals)
+            return state, record
         steps_key, probe_key = jax.random.split(block_key)
-        state, infos = jax.lax.scan(lambda s, k: kernel.step(k, s, params), state,
-                                    jax.random.split(steps_key, kernel.trace_every))
+        state, infos = steps(state, steps_key, kernel.trace_every)
         probe = kernel.probe(probe_key, state, params)
         record = {name: jnp.mean(value) for name, value in infos._asdict().items()}
         record["grad_evals"] = jnp.sum(infos.grad_evals) + probe.grad_evals

@@ -108,7 +108,8 @@ def adapted_kernel(algorithm, settings, posterior, extra: dict, jitter: float,
         cost = info.num_integration_steps if step_cost is None else step_cost
         return state, StepInfo(loss, info.acceptance_rate, info.is_divergent, cost)
 
-    return Kernel(init=init, step=step, trace_points=settings.draws, vectorized=vectorized)
+    return Kernel(init=init, step=step, trace_points=settings.draws,
+                  trace_every=settings.thin, vectorized=vectorized)
 
 
 def build(settings: Settings, posterior, key) -> Kernel:
@@ -121,7 +122,8 @@ def build(settings: Settings, posterior, key) -> Kernel:
 
 
 def summarize(settings, output) -> dict:
-    divergent = output.traces["divergent"]
+    divergent = output.traces["divergent"]  # per kept draw: the fraction of its block
+    transitions = divergent.size * settings.thin
     return {
         "adaptation": settings.adaptation,
         "warmup_discarded": settings.warmup,
@@ -129,10 +131,10 @@ def summarize(settings, output) -> dict:
         "inverse_mass_range": [float(np.min(output.params.inverse_mass_matrix)),
                                float(np.max(output.params.inverse_mass_matrix))],
         "acceptance_mean": float(np.nanmean(output.traces["acceptance"])),
-        "divergences": int(np.sum(divergent)),
+        "divergences": int(round(float(np.sum(divergent)) * settings.thin)),
         "divergence_fraction": float(np.mean(divergent)),
-        "transitions": int(divergent.size),
-        "integration_steps_mean": float(np.mean(output.traces["grad_evals"])),
+        "transitions": int(transitions),
+        "integration_steps_mean": float(np.mean(output.traces["grad_evals"])) / settings.thin,
     }
 
 

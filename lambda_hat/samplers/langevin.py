@@ -228,7 +228,7 @@ def mala_probe(posterior, settings, current: Callable):
 
 
 def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step, setup,
-                    setup_cost, trace_every: int) -> Kernel:
+                    setup_cost) -> Kernel:
     """SGLD with a preconditioner: per step one minibatch gradient and one Gaussian draw."""
     from blackjax.sgmcmc.diffusions import overdamped_langevin
 
@@ -250,6 +250,7 @@ def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step, s
     def current(state):
         return state.position, step * preconditioner.scale(state.preconditioner)
 
-    return Kernel(init=init, step=one_step, trace_points=settings.steps // trace_every,
-                  trace_every=trace_every, probe=mala_probe(posterior, settings, current),
+    every = settings.trace_every
+    return Kernel(init=init, step=one_step, trace_points=settings.steps // every,
+                  trace_every=every, probe=mala_probe(posterior, settings, current),
                   setup=setup, setup_cost=setup_cost)

@@ -97,7 +97,8 @@ def build(settings: Settings, posterior, key) -> Kernel:
         loss = posterior.loss_from_logdensity(state.logdensity, state.position)
         return state, StepInfo(loss, info.energy_change, GRADS_PER_STEP)
 
-    return Kernel(init=init, step=step, trace_points=settings.draws, vectorized=False)
+    return Kernel(init=init, step=step, trace_points=settings.draws,
+                  trace_every=settings.thin, vectorized=False)
 
 
 def summarize(settings, output) -> dict:

@@ -10,22 +10,8 @@ from ..settings import is_auto
 MARKOV_CHAIN = True
 FAILURE_HINT = "lower step_size"
 LOSS_TRACE = "minibatch_mean"
-AUTO_EVAL_EVERY = 50
-"""Steps per trace point under `eval_every: auto`: the MALA probe at each trace point (two
-minibatch gradients) then costs 4% of the sampling. Runs shorter than 5000 steps get 100 trace
-points, so that the ESS, counted in trace points, can reach the 100 below which a run is
-flagged."""
-
-
-def trace_every(settings) -> int:
-    """Steps per trace point (`eval_every`, resolved)."""
-    if settings.eval_every != "auto":
-        return int(settings.eval_every)
-    return max(1, min(AUTO_EVAL_EVERY, settings.steps // 100))
-
-
 def check(settings) -> list[tuple[str, str]]:
-    if settings.steps < trace_every(settings):
+    if settings.steps < settings.trace_every:
         return [("steps", "must be at least eval_every")]
     return []
 
@@ -40,8 +26,8 @@ def summarize(settings, output) -> dict:
         "step_size_auto": bool(is_auto(settings.step_size)),
         "top_curvature": None if np.isnan(curvature) else curvature,
         "batch_size": settings.batch_size,
-        "burn_in_discarded": output.burn_in * trace_every(settings),
-        "eval_every": trace_every(settings),
+        "burn_in_discarded": output.burn_in * settings.trace_every,
+        "eval_every": settings.trace_every,
         "mala_acceptance_mean": float(np.nanmean(kept)) if np.any(np.isfinite(kept)) else None,
         "mala_probes": int(kept.size),
         "nonfinite_trace_points": int(np.sum(~np.isfinite(output.loss))),

@@ -19,11 +19,10 @@ from typing import Literal, NamedTuple
 
 from ..settings import bounded, is_auto
 from .base import Kernel, MinibatchSettings
-from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, trace_every,
-                        warnings)
+from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "momentum_step", "summarize", "trace_every", "warnings"]
+           "momentum_step", "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def momentum_kernel(settings, posterior, key, auto_rule, init, update) -> Kernel
     h = langevin.step_size(settings, curvature, auto_rule)
     loss_grad = langevin.loss_and_gradient(posterior, settings)
     step_cost = settings.batch_size / posterior.n
-    every = trace_every(settings)
+    every = settings.trace_every
 
     def step(key, state, params):
         import jax

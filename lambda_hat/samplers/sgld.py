@@ -13,11 +13,10 @@ from typing import Literal
 
 from ..settings import is_auto
 from .base import Kernel, MinibatchSettings
-from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, trace_every,
-                        warnings)
+from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "summarize", "trace_every", "warnings"]
+           "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -34,5 +33,4 @@ def build(settings: Settings, posterior, key) -> Kernel:
                                                    is_auto(settings.step_size))
     step = langevin.step_size(settings, curvature, lambda tau, c: tau / c.stiffest)
     setup = langevin.Setup(step, jnp.zeros((), step.dtype), curvature)
-    return langevin.langevin_kernel(settings, posterior, langevin.identity(), step, setup, cost,
-                                    trace_every(settings))
+    return langevin.langevin_kernel(settings, posterior, langevin.identity(), step, setup, cost)

@@ -15,10 +15,10 @@ from typing import Literal
 from ..settings import bounded
 from . import sgld_rmsprop
 from .base import Kernel
-from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, trace_every, warnings
+from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, warnings
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "summarize", "trace_every", "warnings"]
+           "summarize", "warnings"]
 summarize = sgld_rmsprop.summarize
 
 
@@ -38,4 +38,4 @@ def build(settings: Settings, posterior, key) -> Kernel:
     preconditioner = langevin.with_first_moment(
         langevin.rmsprop(settings.beta2, setup.stabilizer), settings.beta1)
     return langevin.langevin_kernel(settings, posterior, preconditioner, setup.step_size, setup,
-                                    cost, trace_every(settings))
+                                    cost)

@@ -13,11 +13,11 @@ from typing import Literal
 
 from ..settings import AUTO, bounded, is_auto
 from .base import Kernel, MinibatchSettings
-from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, trace_every, warnings
+from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, warnings
 from .minibatch import summarize as minibatch_summary
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "summarize", "trace_every", "warnings"]
+           "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def build(settings: Settings, posterior, key) -> Kernel:
     setup, cost = preconditioned_setup(settings, posterior, key)
     return langevin.langevin_kernel(
         settings, posterior, langevin.rmsprop(settings.beta2, setup.stabilizer),
-        setup.step_size, setup, cost, trace_every(settings))
+        setup.step_size, setup, cost)
 
 
 def summarize(settings, output) -> dict:

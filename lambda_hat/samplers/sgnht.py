@@ -15,11 +15,10 @@ from typing import Literal, NamedTuple
 
 from . import sghmc
 from .base import Kernel
-from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, trace_every,
-                        warnings)
+from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "summarize", "trace_every", "warnings"]
+           "summarize", "warnings"]
 
 
 @dataclass(frozen=True)

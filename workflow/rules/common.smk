@@ -12,7 +12,8 @@ import re
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from lambda_hat.config import Experiment, check_experiment
+from lambda_hat.config import Experiment
+from lambda_hat.errors import ConfigError
 from lambda_hat.settings import as_dict
 
 
@@ -22,13 +23,15 @@ def experiment_source():
     return ", ".join(map(str, files))
 
 
-def check_config(config):
-    """Stop before any job starts, listing every problem in the experiment, one per line."""
-    problems = check_experiment(config, experiment_source())
-    if problems:
+def load_experiment(config):
+    """The checked experiment, with every sampler's settings resolved once; or stop before
+    any job starts, listing every problem in it, one per line."""
+    try:
+        return Experiment(config, experiment_source())
+    except ConfigError as exc:
         raise WorkflowError(
-            "the experiment is not valid (nothing was run):\n  " + "\n  ".join(problems)
-        )
+            "the experiment is not valid (nothing was run):\n  " + "\n  ".join(exc.problems)
+        ) from None
 
 
 def one_of(names):
