@@ -24,11 +24,12 @@ COLUMNS = [
     "true_llc", "rel_error", "multiplicity", "ref_sampler", "ref_llc", "ref_rel_error",
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "chains_total", "chains_failed", "draws_per_chain",
-    "seed", "loss_star", "status", "warnings", "sweep_of", "flat_region", "settings",
+    "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
+    "settings",
 ]
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
                 "warnings", "sweep_of", "settings"}
-BOOL_COLUMNS = {"flat_region"}
+BOOL_COLUMNS = {"flat_region", "markov_chain"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
                "seed"}
 
@@ -117,6 +118,10 @@ def _fmt(value, digits=3) -> str:
     return str(value)
 
 
+def _count(value) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
 def to_html(frame) -> str:
     """A compact view: λ̂ ± MCSE next to the truth and the HMC reference."""
     import pandas as pd
@@ -125,7 +130,7 @@ def to_html(frame) -> str:
         value = row[column]
         return None if pd.isna(value) else value
 
-    headers = ["target", "sampler", "kind", "dtype", "λ̂ ± MCSE", "std (chains)", "true λ",
+    headers = ["target", "sampler", "dtype", "λ̂ ± MCSE", "std (chains)", "true λ",
                "rel. error", "HMC ref", "ESS", "R-hat", "grad evals", "sampling s", "status",
                "warnings"]
     body = []
@@ -133,12 +138,15 @@ def to_html(frame) -> str:
         mean, mcse = get(row, "llc_mean"), get(row, "llc_mcse")
         estimate = _fmt(mean, 4) + ("" if mcse is None else f" ± {_fmt(mcse, 2)}")
         rel = get(row, "rel_error")
+        sampler, kind = get(row, "sampler"), get(row, "kind")
+        # iid draws (VI): the ESS is the number of draws, no convergence statement
+        ess = "iid" if get(row, "markov_chain") is False else _count(get(row, "ess"))
         cells = [
-            get(row, "target"), get(row, "sampler"), get(row, "kind"), get(row, "dtype"),
-            estimate, _fmt(get(row, "llc_std"), 3), _fmt(get(row, "true_llc"), 4),
-            "—" if rel is None else f"{rel:+.1%}", _fmt(get(row, "ref_llc"), 4),
-            _fmt(get(row, "ess"), 3), _fmt(get(row, "r_hat"), 4),
-            _fmt(get(row, "grad_evals"), 3), _fmt(get(row, "sample_seconds"), 3),
+            get(row, "target"), sampler if sampler == kind else f"{sampler} ({kind})",
+            get(row, "dtype"), estimate, _fmt(get(row, "llc_std"), 3),
+            _fmt(get(row, "true_llc"), 4), "—" if rel is None else f"{rel:+.1%}",
+            _fmt(get(row, "ref_llc"), 4), ess, _fmt(get(row, "r_hat"), 4),
+            _count(get(row, "grad_evals")), _fmt(get(row, "sample_seconds"), 3),
             get(row, "status"), get(row, "warnings") or "",
         ]
         css = ' class="warning"' if get(row, "status") != "ok" else ""
@@ -149,8 +157,9 @@ def to_html(frame) -> str:
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>LLC estimates: {experiment}</title><style>"
         "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-        "td:nth-child(-n+4),td:last-child,th{text-align:left}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
+        "td:nth-child(-n+3),td:last-child,th{text-align:left}"
+        "td:last-child{white-space:normal;min-width:24em}"
         "tr.warning td{background:#fff4e0}</style></head><body>"
         f"<h3>LLC estimates: experiment {experiment}</h3><table><thead><tr>"
         + "".join(f"<th>{html.escape(h)}</th>" for h in headers)

@@ -1,7 +1,8 @@
 """Atomic, self-describing files: nothing is ever half-written.
 
 Every artifact goes to a temporary file in its final directory and is then renamed, so a
-reader (or Snakemake) sees either the complete file or nothing.
+reader (or Snakemake) sees either the complete file or nothing. Files get the mode the user's
+umask gives any new file: results are shared on clusters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from .errors import ArtifactError
 _VERSIONED_PACKAGES = ("lambda-hat", "jax", "jaxlib", "blackjax", "optax", "numpy")
 
 
+def umask_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file: 0o666 less the umask (the
+    temporary files of atomic writes start private, 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +41,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -47,16 +47,20 @@ def _sample(args) -> None:
     check_precision(settings.dtype, f"sampler {args.sampler!r} (kind {settings.kind})")
     target = load_target(args.target_dir)
     out = prepare_output_dir(args.out)
+    log.info("%s/%s: %s in %s, %d chains × %d trace points, n = %d, d = %d; compiling",
+             target.record["name"], args.sampler, settings.kind, settings.dtype,
+             settings.chains, settings.trace_points, target.record["n"], target.record["d"])
     summary, traces = sample_run(experiment, args.sampler, target)
     write_npz(out / "trace.npz", traces)
     write_summary(out / "summary.json", summary)
     for warning in summary.warnings:
         log.warning("%s/%s: %s", summary.target, args.sampler, warning)
     mcse = summary.llc_mcse
-    log.info("%s/%s: llc = %.4g ± %s (mcse), true %s, %d grad evals, %.2fs sampling",
+    log.info("%s/%s: llc = %.4g ± %s (mcse), %s, %d grad evals, %.2fs sampling, status %s",
              summary.target, args.sampler, summary.llc_mean,
-             "n/a" if mcse is None else f"{mcse:.3g}", summary.true_llc,
-             summary.grad_evals, summary.sample_seconds)
+             "n/a" if mcse is None else f"{mcse:.3g}",
+             "no exact λ" if summary.true_llc is None else f"exact {summary.true_llc:.4g}",
+             summary.grad_evals, summary.sample_seconds, summary.status)
 
 
 def _check(args) -> None:

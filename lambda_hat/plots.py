@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +45,20 @@ def running_llc(loss: np.ndarray, burn_in: int, loss_star: float, nbeta: float) 
     return nbeta * (np.cumsum(kept, axis=1) / steps - loss_star)
 
 
+def _legend_outside(ax, **kwargs) -> None:
+    """A legend to the right of the axes, where it cannot cover data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0,
+              **kwargs)
+
+
+def _wrapped(lines, width: int = 120) -> str:
+    return "\n".join(textwrap.fill(line, width) for line in lines)
+
+
 def plot_run(run_dir, out) -> None:
     """Running LLC estimate (± 2 s.e. across chains) and loss per chain against gradient
-    evaluations; the ELBO history too when the run recorded one (variational inference)."""
+    evaluations, on one x-range, with the discarded warmup or burn-in shaded; the ELBO history
+    too when the run recorded one (variational inference)."""
     run_dir = Path(run_dir)
     summary = read_summary(run_dir / "summary.json")
     trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in", "loss_star"))
@@ -61,8 +73,10 @@ def plot_run(run_dir, out) -> None:
         x, xlabel = np.arange(steps, dtype=np.float64), "draw"
     elbo = trace.get("warmup_elbo")
     panels = 3 if elbo is not None else 2
-    figure = _figure(8.0, 2.9 * panels + 0.6)
+    figure = _figure(9.0, 2.9 * panels + 0.6 + 0.15 * len(summary.warnings))
     axes = figure.subplots(panels, 1)
+    discarded = (x[0] if burn_in == 0 else x[min(burn_in, steps - 1)]) if x[0] > 0 else 0.0
+    x_range = (0.0 if discarded else x[0], x[-1])
 
     ax = axes[0]
     running = running_llc(loss, burn_in, loss_star, summary.nbeta)
@@ -81,47 +95,73 @@ def plot_run(run_dir, out) -> None:
         ax.fill_between(xs, pooled - 2 * se, pooled + 2 * se, color="gray", alpha=0.3,
                         label="± 2 s.e. across chains")
     if summary.true_llc is not None:
-        ax.axhline(summary.true_llc, label=f"exact λ = {summary.true_llc:.4g}",
-                   **TRUTH_STYLE)
+        ax.axhline(summary.true_llc, label=f"exact λ = {summary.true_llc:.4g}", **TRUTH_STYLE)
     ax.set_ylabel("running λ̂")
     ax.set_xlabel(xlabel)
-    ax.legend(loc="best", fontsize=8)
+    ax.set_xlim(*x_range)
+    _legend_outside(ax)
+    truth = "no exact λ" if summary.true_llc is None else f"exact {_number(summary.true_llc)}"
     ax.set_title(
         f"{summary.target} / {summary.sampler} ({summary.kind}, {summary.dtype}): "
-        f"λ̂ = {_number(summary.llc_mean)} ± {_number(summary.llc_mcse, 2)} "
-        f"(MCSE), true {_number(summary.true_llc)}", fontsize=10)
+        f"λ̂ = {_number(summary.llc_mean)} ± {_number(summary.llc_mcse, 2)} (MCSE), {truth}",
+        fontsize=10)
 
     ax = axes[1]
     for chain in range(chains):
         ax.plot(x, loss[chain], linewidth=0.7, alpha=0.8, label=f"chain {chain}")
-    if burn_in > 0:
-        ax.axvspan(x[0], x[min(burn_in, steps - 1)], color="gray", alpha=0.15,
-                   label="burn-in (discarded)")
+    if discarded:
+        what = "warmup" if burn_in == 0 else "burn-in"
+        ax.axvspan(0.0, discarded, color="gray", alpha=0.15, label=f"{what} (discarded)")
     ax.axhline(loss_star, color="black", linestyle=":", linewidth=1.2, label="L_n(w*)")
     ax.set_ylabel(f"L_n(w), minibatch mean of {summary.trace_every} steps"
                   if summary.loss_trace == "minibatch_mean" else "L_n(w)")
     ax.set_xlabel(xlabel)
+    ax.set_xlim(*x_range)
     if chains <= 8:
-        ax.legend(loc="best", fontsize=7, ncol=2)
+        _legend_outside(ax)
 
     if elbo is not None:
         ax = axes[2]
         elbo = np.atleast_2d(np.asarray(elbo, np.float64))
         every = summary.settings.get("eval_every", 1)
-        for row in elbo:
-            ax.plot(np.arange(1, row.shape[0] + 1) * every, row, linewidth=0.8)
-        ax.set_ylabel("ELBO")
+        for index, row in enumerate(elbo):
+            ax.plot(np.arange(1, row.shape[0] + 1) * every, row, linewidth=0.8,
+                    label=f"fit {index}")
+        ax.set_ylabel(f"ELBO (mean of {every} steps)")
         ax.set_xlabel("optimisation step")
+        _legend_outside(ax)
     if summary.warnings:
-        figure.suptitle("warnings: " + "; ".join(summary.warnings), fontsize=7, color="tab:orange",
-                        wrap=True)
+        figure.suptitle(_wrapped(["warnings:", *summary.warnings]), fontsize=7,
+                        color="tab:orange", ha="left", x=0.01)
     _save(figure, out)
+
+
+def robust_limits(values, errors, anchors=(), spread: float = 4.0):
+    """(low, high) that keep the bulk of `values` with their error bars (`errors`, the
+    half-widths) and the `anchors` (exact λ, reference) in view. The bulk is the median ±
+    `spread` IQRs (at least ±25% of it); values beyond it are left off scale."""
+    pairs = [(v, e or 0.0) for v, e in zip(values, errors) if v is not None and math.isfinite(v)]
+    if not pairs:
+        return None
+    means = np.asarray([v for v, _ in pairs])
+    median = float(np.median(means))
+    q1, q3 = np.percentile(means, [25, 75])
+    half = max(spread * (q3 - q1), 0.25 * abs(median), 1e-12)
+    inside = [(v, e) for v, e in pairs if abs(v - median) <= half]
+    anchors = [a for a in anchors if a is not None and math.isfinite(a)]
+    low = min([v - e for v, e in inside] + anchors)
+    high = max([v + e for v, e in inside] + anchors)
+    margin = 0.08 * (high - low or abs(high) or 1.0)
+    return low - margin, high + margin
 
 
 def plot_summary(table, out) -> None:
     """λ̂ per sampler, one panel per target: ± 2 MCSE (thick), ± 1 std across chains (thin),
-    exact λ dashed, HMC reference dotted; runs with warnings in orange."""
+    exact λ dashed, HMC reference dotted; runs with warnings in orange. The y-range holds the
+    bulk of the estimates and the truth; an estimate outside it is drawn as an arrow at the
+    edge, labelled with its value."""
     import pandas as pd
+    from matplotlib.lines import Line2D
 
     frame = pd.read_parquet(table)
     targets = list(dict.fromkeys(frame["target"]))
@@ -129,7 +169,7 @@ def plot_summary(table, out) -> None:
     columns = min(3, max(1, len(targets)))
     rows = math.ceil(len(targets) / columns) if targets else 1
     width = max(4.0, 0.55 * len(samplers) + 2.0)
-    figure = _figure(width * columns, 4.0 * rows)
+    figure = _figure(width * columns, 4.0 * rows + 0.6)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
 
     def value(row, column):
@@ -139,38 +179,60 @@ def plot_summary(table, out) -> None:
     for ax, target in zip(axes, targets):
         part = frame[frame["target"] == target]
         positions = {name: i for i, name in enumerate(samplers)}
+        truth = part["true_llc"].dropna()
+        reference = part["ref_llc"].dropna()
+        anchors = [float(truth.iloc[0])] if len(truth) else []
+        anchors += [float(reference.iloc[0])] if len(reference) else []
+        limits = robust_limits(
+            [value(row, "llc_mean") for _, row in part.iterrows()],
+            [max(value(row, "llc_std") or 0.0, 2 * (value(row, "llc_mcse") or 0.0))
+             for _, row in part.iterrows()], anchors)
         for _, row in part.iterrows():
             mean = value(row, "llc_mean")
             if mean is None:
                 continue
             x = positions[row["sampler"]]
             color = "tab:blue" if row["status"] == "ok" else "tab:orange"
+            if limits and not limits[0] <= mean <= limits[1]:
+                edge = limits[1] if mean > limits[1] else limits[0]
+                ax.plot(x, edge, "^" if mean > limits[1] else "v", color=color, markersize=9,
+                        clip_on=False)
+                ax.annotate(f"{mean:.4g}\n(off scale)", (x, edge), textcoords="offset points",
+                            xytext=(0, -22 if mean > limits[1] else 10), ha="center",
+                            fontsize=7, color=color)
+                continue
             std, mcse = value(row, "llc_std"), value(row, "llc_mcse")
             if std is not None:
                 ax.errorbar(x, mean, yerr=std, color=color, linewidth=0.9, capsize=4)
             if mcse is not None:
                 ax.errorbar(x, mean, yerr=2 * mcse, color=color, linewidth=3.5)
             ax.plot(x, mean, "o", color=color, markersize=6)
-        truth = part["true_llc"].dropna()
         if len(truth):
             ax.axhline(float(truth.iloc[0]), label=f"exact λ = {float(truth.iloc[0]):.4g}",
                        **TRUTH_STYLE)
-        reference = part["ref_llc"].dropna()
         if len(reference):
             ax.axhline(float(reference.iloc[0]),
                        label=f"HMC reference = {float(reference.iloc[0]):.4g}",
                        **REFERENCE_STYLE)
+        if limits:
+            ax.set_ylim(*limits)
         first = part.iloc[0]
         ax.set_title(f"{target} (d = {first['d']}, n = {first['n']})", fontsize=10)
         ax.set_xticks(range(len(samplers)), samplers, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(samplers) - 0.4)
         ax.set_ylabel("λ̂")
+        handles = [Line2D([], [], color="gray", linewidth=3.5, label="± 2 MCSE"),
+                   Line2D([], [], color="gray", linewidth=0.9, marker="_", markersize=8,
+                          label="± 1 std across chains")]
         ok = part["status"] == "ok"
         if ok.any():
-            ax.plot([], [], "o", color="tab:blue", label="λ̂ (ok)")
+            handles.append(Line2D([], [], color="tab:blue", marker="o", linestyle="",
+                                  label="λ̂ (ok)"))
         if not ok.all():
-            ax.plot([], [], "o", color="tab:orange", label="λ̂ (with warnings)")
-        ax.legend(loc="best", fontsize=8)
+            handles.append(Line2D([], [], color="tab:orange", marker="o", linestyle="",
+                                  label="λ̂ (with warnings)"))
+        ax.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], loc="upper left",
+                  bbox_to_anchor=(0.0, -0.28), ncol=3, fontsize=7, frameon=False)
     for ax in axes[len(targets):]:
         ax.set_visible(False)
     experiment = frame["experiment"].iloc[0] if len(frame) else ""

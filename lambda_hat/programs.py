@@ -93,17 +93,38 @@ def compile_program(fn, args: tuple, cache_dir: Path | None):
     except Exception as exc:  # not exportable (e.g. host callbacks); real errors re-raise below
         log.debug("program not exportable: %s", exc)
         return jax.jit(fn).lower(*args).compile(), "off"
+    hits = _persistent_cache_hits()
     compiled = jax.jit(exported.call).lower(*args).compile()
-    _store(path, exported, compiled)
+    # An executable that JAX's persistent cache supplied serializes incompletely on CPU (a
+    # new process then misses its kernels): store only what was compiled here.
+    _store(path, exported, compiled if _persistent_cache_hits() == hits else None)
     return compiled, "miss"
+
+
+@functools.lru_cache(maxsize=1)
+def _persistent_hit_counter() -> list[int]:
+    """A count of the compilations JAX's persistent cache supplies, kept by a listener to
+    JAX's monitoring events (registered once per process, on first use)."""
+    count = [0]
+
+    def listen(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            count[0] += 1
+
+    jax.monitoring.register_event_listener(listen)
+    return count
+
+
+def _persistent_cache_hits() -> int:
+    return _persistent_hit_counter()[0]
 
 
 def _from_entry(exported, executable, args):
     """The stored executable when it fits `args`; else the stored program, lowered (which
     finds its executable in JAX's compilation cache). Programs calling LAPACK take the second
     way: lowering registers the LAPACK kernels a loaded executable would call."""
-    leaves = jax.tree.leaves(args)
-    if [jax.typeof(leaf) for leaf in leaves] != list(exported.in_avals):
+    given = [(jax.typeof(leaf).shape, jax.typeof(leaf).dtype) for leaf in jax.tree.leaves(args)]
+    if given != [(aval.shape, aval.dtype) for aval in exported.in_avals]:
         raise ValueError("the stored program was made for other argument shapes")
     if executable is None or b"lapack" in exported.mlir_module_serialized:
         return jax.jit(exported.call).lower(*args).compile()
@@ -160,19 +181,23 @@ def _load(path: Path):
 
 
 def _store(path: Path, exported, compiled) -> None:
-    """Write atomically; a failure (no flatbuffers, full disk, read-only cache) only costs the
+    """Write the program and, unless `compiled` is None, its executable. Atomically (not
+    `atomic_write_bytes`: no fsync, a lost entry costs a trace); a failure (no flatbuffers, full disk, read-only cache) only costs the
     next job a trace. A backend that cannot serialize executables stores the program alone."""
+    from .artifacts import umask_mode
+
     try:
         names = sorted({_register_namedtuple(cls) for cls in
                         _namedtuple_classes((exported.in_tree, exported.out_tree))})
         program = bytes(exported.serialize())
-        try:
-            from jax.experimental.serialize_executable import serialize
+        executable = b""
+        if compiled is not None:
+            try:
+                from jax.experimental.serialize_executable import serialize
 
-            executable = bytes(serialize(compiled)[0])
-        except Exception as exc:
-            log.debug("executable not serializable: %s", exc)
-            executable = b""
+                executable = bytes(serialize(compiled)[0])
+            except Exception as exc:
+                log.debug("executable not serializable: %s", exc)
         meta = json.dumps({"namedtuples": names, "program_bytes": len(program)}).encode()
         body = len(meta).to_bytes(4, "big") + meta + program + executable
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +205,7 @@ def _store(path: Path, exported, compiled) -> None:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(MAGIC + hashlib.sha256(body).digest() + body)
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the entry from other users
+            os.chmod(tmp, umask_mode())  # mkstemp's 0600 would hide it from the user's group
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

@@ -22,7 +22,7 @@ def jax_cache_dir(tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run the Slurm tests last: they start a local Slurm and stop it at the end, and with
-    Slurm installed but stopped every later `snakemake` start waits ~9 s on the Slurm
-    plugin's `scontrol` probe."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+    """Run the Slurm tests last (they start a local Slurm and stop it at the end), and after
+    them the tests of what they leave behind (`after_slurm`)."""
+    items.sort(key=lambda item: (item.get_closest_marker("after_slurm") is not None,
+                                 item.get_closest_marker("slurm") is not None))

@@ -164,3 +164,33 @@ def test_help_everywhere():
     for args in ([], ["build"], ["sample"], ["check"]):
         done = run_cli(*args, "--help", x64=False, threads=None)
         assert done.returncode == 0 and "usage:" in done.stdout
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_take_the_users_umask(tmp_path, umask):
+    """Results are shared on clusters: every file written gets 0o666 less the umask, as any
+    new file would (the atomic write's temporary file starts at 0o600)."""
+    import os
+    import stat
+
+    config = write_config(tmp_path, {"targets": {"q": {"model": {"kind": "quadratic", "d": 3},
+                                                       "data": {"n": 50}}},
+                                     "samplers": {"sgld": {"kind": "sgld", "steps": 200,
+                                                           "chains": 2}}})
+    previous = os.umask(umask)
+    try:
+        steps = [("build", "--config", config, "--target", "q", "--out", tmp_path / "t"),
+                 ("sample", "--config", config, "--target-dir", tmp_path / "t",
+                  "--sampler", "sgld", "--out", tmp_path / "r"),
+                 ("plot-run", "--run-dir", tmp_path / "r", "--out", tmp_path / "r.png"),
+                 ("aggregate", tmp_path / "r" / "summary.json", "--out", tmp_path / "llc.parquet")]
+        for args in steps:
+            done = run_cli(*args, x64=args[0] == "build")
+            assert done.returncode == 0, done.stderr
+    finally:
+        os.umask(previous)
+    written = [tmp_path / "t" / "target.json", tmp_path / "t" / "target.npz",
+               tmp_path / "r" / "summary.json", tmp_path / "r" / "trace.npz",
+               tmp_path / "r.png", tmp_path / "llc.parquet"]
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path

@@ -26,7 +26,8 @@ def _setup(kind, **overrides):
     data = POSTERIOR.data(jnp.float32)
     bound = POSTERIOR.bind(data)
     settings = settings_for(kind, step_size=1.0e-3, steps=100, eval_every=10, **overrides)
-    kernel = REGISTRY[kind].build(settings, bound, jax.random.key(0))
+    module = REGISTRY[kind]
+    kernel = module.build(settings, bound, module.setup(settings, bound, jax.random.key(0)))
     state, params, _ = kernel.init(jax.random.key(1), data["w_star"])
     return settings, kernel, state, params
 

@@ -162,10 +162,40 @@ def test_every_job_has_a_log_and_a_benchmark(smoke):
     assert len(logs) == len(benchmarks) == 8  # build, 2 samples, 2 plots, 3 summary jobs
 
 
+def test_sample_logs_show_progress_and_end_with_the_estimate(smoke):
+    """A sample job's log: what runs, a progress line with an ETA at every 10% of the
+    trace, then the estimate."""
+    for sampler, points in (("hmc", 200), ("sgld", 100)):
+        lines = (smoke / "logs" / "smoke" / "sample" / "dln_small" / f"{sampler}.log") \
+            .read_text().splitlines()
+        assert f"{points} trace points" in lines[0] and "compiling" in lines[0]
+        progress = [line for line in lines if re.search(
+            rf"{sampler}: +\d+% of {points} trace points × 2 chains in [\d.]+ s, "
+            r"about [\d.]+ s left$", line)]
+        assert [int(re.search(r"(\d+)%", line).group(1)) for line in progress] == \
+            list(range(10, 101, 10))
+        assert re.search(r"llc = [\d.]+ ± [\d.]+ \(mcse\), exact 4.5, .* status (ok|warning)$",
+                         lines[-1]), lines[-1]
+
+
 def test_rerun_without_change_has_nothing_to_do(smoke):
     result = snakemake(smoke, *smoke_args("-n", "--cores", "2"))
     assert "Nothing to be done" in result.stdout + result.stderr
     assert planned_jobs(result.stdout) == set()
+
+
+def test_a_run_ends_with_the_recap_of_estimates_and_warnings(smoke):
+    """Snakemake's own output says "100% done"; the onsuccess handler adds λ̂ per run and
+    every warning with the log to read."""
+    result = snakemake(smoke, *smoke_args("--cores", "2", "--forcerun", "plot_summary"))
+    lines = result.stderr.splitlines()
+    start = lines.index("λ̂ of 2 of 2 runs:")
+    rows = {line.split()[1]: line.split() for line in lines[start + 2:start + 4]}
+    assert set(rows) == {"hmc", "sgld"} and all(row[0] == "dln_small" for row in rows.values())
+    warnings = [line for line in lines[start:] if line.startswith("  dln_small/sgld: ")]
+    assert warnings and all(line.endswith("(log: logs/smoke/sample/dln_small/sgld.log)")
+                            for line in warnings)
+    assert rows["sgld"][-1] == "warning"
 
 
 def test_changing_one_sampler_reruns_only_its_runs(smoke):
@@ -176,6 +206,9 @@ def test_changing_one_sampler_reruns_only_its_runs(smoke):
     finally:
         path.write_text(old)
     assert planned_jobs(result.stdout) == run_jobs(["dln_small"], ["sgld"]) | SUMMARY_JOBS
+    # The rerun reason names the setting that changed, and nothing else.
+    (reason,) = [line for line in result.stdout.splitlines() if "Params have changed" in line]
+    assert "before: 'sampler.step_size=0.0001' now: 'sampler.step_size=0.0002'" in reason
 
 
 def test_added_target_runs_alone_and_each_run_keeps_its_declared_precision(smoke):
@@ -231,7 +264,10 @@ def test_report_contains_the_summary_figure_and_table(smoke):
      ["targets.dln_small", "'sed'", "samplers.hmc.draws"]),
     # a key the sampler kind does not know (checked against the sampler registry)
     (lambda c: c["samplers"]["sgld"].update(step_sze=1.0e-4), ["samplers.sgld.step_sze"]),
-], ids=["schema", "sampler-key"])
+    # an unknown top-level key hides nothing: the sampler-kind typo is named with it
+    (lambda c: (c.update(posterier={}), c["samplers"]["sgld"].update(kind="sgdl")),
+     ["<top level>: unknown key(s) 'posterier'", "samplers.sgld.kind: unknown sampler kind"]),
+], ids=["schema", "sampler-key", "top-level-key"])
 def test_invalid_config_names_the_bad_keys_and_starts_no_job(smoke, tmp_path, change, keys):
     config = yaml.safe_load((smoke / "config" / "smoke.yaml").read_text())
     change(config)
@@ -245,6 +281,7 @@ def test_invalid_config_names_the_bad_keys_and_starts_no_job(smoke, tmp_path, ch
     for key in keys:
         assert key in output, output
     assert "config/bad.yaml" in output
+    assert "Traceback" not in output and 'File "' not in output  # the problems, nothing else
     assert not (work / "results").exists() and not (work / "logs").exists()
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Single-node Slurm cluster with accounting (MariaDB + slurmdbd) for tests and local runs.
 #
-#   bash tools/slurm-local.sh start|stop|status
+#   bash tools/slurm-local.sh start|stop|status   (stop also removes the configs start wrote)
 #
 # Debian/Ubuntu, as root, without systemd: every daemon is started by hand, writes a PID
 # file and listens on loopback only (127.0.0.1, or whatever loopback address the hostname
@@ -443,12 +443,25 @@ cmd_start() {
   echo "(also in $ENV_FILE; logs in $LOG_DIR)"
 }
 
+# remove_own_conf FILE: delete FILE if this script wrote it (its first line is the marker)
+remove_own_conf() {
+  local f=$1
+  if [[ -f $f ]] && [[ $(head -n 1 "$f") == "$MARKER" ]]; then
+    rm -f "$f"
+    say "removed $f"
+  fi
+}
+
 cmd_stop() {
   require_root
   # slurmdbd outlives slurmctld (which reports to it on shutdown), MariaDB outlives slurmdbd
   stop_daemons slurmd slurmctld
   stop_daemons slurmdbd
   stop_daemons mariadbd munged
+  # A slurm.conf naming a controller that is down makes every Slurm client (and so every
+  # `snakemake` start, through the Slurm plugin's `scontrol show config`) wait ~9 s.
+  remove_own_conf "$SLURM_CONF_FILE"
+  remove_own_conf "$DBD_CONF_FILE"
   echo "Slurm stopped"
 }
 

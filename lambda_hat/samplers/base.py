@@ -3,8 +3,10 @@
 A sampler module exports
 
 - `Settings`: a frozen dataclass (subclass of `SamplerSettings`), its defaults and words;
-- `build(settings, posterior, key) -> Kernel`: pure functions over a NamedTuple state, no
-  loops over steps or chains, no timing, no I/O (`key` is for setup shared by all chains);
+- optionally `setup(settings, posterior, key)`: values shared by all chains (an automatic
+  step size, a whitening), a NamedTuple whose `grad_evals` field is its cost;
+- `build(settings, posterior, setup) -> Kernel`: pure functions over a NamedTuple state, no
+  loops over steps or chains, no timing, no I/O;
 - `summarize(settings, output) -> dict`: the run's statistics from the driver's output;
 - `warnings(stats) -> list[str]`: what a user must know before trusting the number;
 - `MARKOV_CHAIN` (False for VI: its draws are iid, so no ESS or R-hat) and `FAILURE_HINT`
@@ -41,6 +43,11 @@ class SamplerSettings:
         """Steps per trace point."""
         return 1
 
+    @property
+    def trace_points(self) -> int:
+        """Trace points per chain (`draws` unless a family says otherwise)."""
+        return self.draws
+
 
 @dataclass(frozen=True)
 class FullBatchSettings(SamplerSettings):
@@ -53,6 +60,10 @@ class FullBatchSettings(SamplerSettings):
     @property
     def trace_every(self) -> int:
         return self.thin
+
+    @property
+    def trace_points(self) -> int:
+        return self.draws
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,10 @@ class MinibatchSettings(SamplerSettings):
             return int(self.eval_every)
         return max(1, min(AUTO_EVAL_EVERY, self.steps // 100))
 
+    @property
+    def trace_points(self) -> int:
+        return self.steps // self.trace_every
+
 
 AUTO_EVAL_EVERY = 50
 """Steps per trace point under `eval_every: auto`: the MALA probe at each trace point costs
@@ -93,29 +108,26 @@ class Kernel(NamedTuple):
     - `step(key, state, params) -> (state, info)`: one transition; `info.loss` is L_n at the
       new state (or an unbiased minibatch estimate of it) and `info.grad_evals` its cost in
       full-gradient equivalents.
-    - `trace_points`: how many trace points each chain records.
-    - `trace_every`: steps per trace point. Without a probe the driver keeps every
-      `trace_every`-th draw (thinning); with one, a trace point is the mean of those steps'
-      losses (unbiased minibatch estimates) and the probe's result.
     - `probe(key, state, params) -> info`: a check run at each trace point (minibatch
       samplers).
-    - `setup`: values computed once for all chains (NamedTuple), `setup_cost` their cost.
+
+    How many trace points a chain records, and how many steps each spans, are the settings'
+    (`trace_points`, `trace_every`). Without a probe the driver keeps every
+    `trace_every`-th draw (thinning); with one, a trace point is the mean of those steps'
+    losses (unbiased minibatch estimates) and the probe's result.
     - `vectorized`: chains by `vmap` (fixed-length steps) or one after another (`lax.map`:
       while-loops such as NUTS trees and BlackJAX's adaptation).
     """
 
     init: Callable
     step: Callable
-    trace_points: int
     probe: Callable | None = None
-    trace_every: int = 1
-    setup: Any = ()
-    setup_cost: Any = 0.0
     vectorized: bool = True
 
 
 class NoWarmup(NamedTuple):
-    """The warmup info of a kernel that starts at w* without adapting."""
+    """The warmup info of a kernel that starts at w* without adapting, and the setup of a
+    sampler that has none."""
 
     grad_evals: object = 0.0
 

@@ -1,24 +1,28 @@
-"""The one loop every sampler runs in: chains, warmup, steps, trace, cost, timing.
+"""The one loop every sampler runs in: chains, warmup, steps, trace, cost, timing, progress.
 
 A sampler module builds a `Kernel` (pure `init` / `step` over its state); this driver makes
-the program around it and runs it once under `jit`:
+two programs around it, each traced and compiled once:
 
-- per chain key: (warmup key, draw key). Warmup runs per chain, one chain after another
-  (`lax.map`: BlackJAX's adaptations are while-loops), or once for all chains when the
-  settings say `adaptation: shared` (its cost is then spread over the chains);
-- draws: `scan` over steps, chains by `vmap` (or `lax.map` for kernels with while-loops);
-  kernels with a `probe` record one trace point per `trace_every` steps: the mean of those
-  steps' losses, and the probe's check at the block's end; others keep every
-  `trace_every`-th draw;
-- after the program: burn-in, the cumulative cost in full-gradient equivalents, compile
-  time and sampling time apart.
+- start: the module's `setup` (shared by all chains), then per chain key a (warmup key, draw
+  key) pair and the warmup. It runs per chain, one chain after another (`lax.map`:
+  BlackJAX's adaptations are while-loops), or once for all chains when the settings say
+  `adaptation: shared` (its cost is then spread over the chains);
+- draws: `scan` over steps, chains by `vmap` (or `lax.map` for kernels with while-loops),
+  for one chunk of the trace. The chunks run one after another from the carried states,
+  with the keys a single scan would use, so the numbers do not depend on the chunking; after
+  each the job log gets a progress line with an ETA. Kernels with a `probe` record one trace
+  point per `trace_every` steps: the mean of those steps' losses, and the probe's check at
+  the block's end; others keep every `trace_every`-th draw.
 
-The traced program is kept beside JAX's compilation cache (`lambda_hat.programs`), so a
-rerun skips tracing as well as compiling.
+After the programs: burn-in, the cumulative cost in full-gradient equivalents, compile time
+and sampling time apart. The traced programs are kept beside JAX's compilation cache
+(`lambda_hat.programs`), so a rerun skips tracing as well as compiling. States cross between
+the programs as flat lists of arrays, so a cached program never needs BlackJAX's types.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import partial
 
@@ -27,7 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..programs import compile_program, default_cache_dir
-from .base import SamplerOutput
+from .base import NoWarmup, SamplerOutput
+
+log = logging.getLogger("lambda_hat")
+
+PROGRESS_CHUNKS = 10
+"""Progress lines per run (fewer when the trace points do not divide evenly)."""
 
 
 def broadcast_chains(tree, chains: int):
@@ -44,26 +53,27 @@ def _warmup(kernel, settings, keys, position):
     return jax.lax.map(lambda key: kernel.init(key, position), keys)
 
 
-def _draws(kernel, key, state, params):
-    """One chain's trace: a record per step, or per block of `trace_every` steps: the
-    block's mean loss and the probe's check with a probe; else its last draw's loss
-    (thinning). Other fields are block means, costs block sums."""
-    def steps(state, key, count):
-        return jax.lax.scan(lambda s, k: kernel.step(k, s, params), state,
-                            jax.random.split(key, count))
+def _draws(kernel, settings, keys, state, params):
+    """(state, trace) of one chain over `keys`, one per trace point: a record per step, or
+    per block of `trace_every` steps: the block's mean loss and the probe's check with a
+    probe; else its last draw's loss (thinning). Other fields are block means, costs sums."""
+    every = settings.trace_every
 
-    if kernel.probe is None and kernel.trace_every == 1:
-        return steps(state, key, kernel.trace_points)[1]
+    def steps(state, step_keys):
+        return jax.lax.scan(lambda s, k: kernel.step(k, s, params), state, step_keys)
+
+    if kernel.probe is None and every == 1:
+        return steps(state, keys)
 
     def one_block(state, block_key):
         if kernel.probe is None:
-            state, infos = steps(state, block_key, kernel.trace_every)
+            state, infos = steps(state, jax.random.split(block_key, every))
             record = {name: jnp.mean(value) for name, value in infos._asdict().items()}
             record["loss"] = infos.loss[-1]
             record["grad_evals"] = jnp.sum(infos.grad_evals)
             return state, record
         steps_key, probe_key = jax.random.split(block_key)
-        state, infos = steps(state, steps_key, kernel.trace_every)
+        state, infos = steps(state, jax.random.split(steps_key, every))
         probe = kernel.probe(probe_key, state, params)
         record = {name: jnp.mean(value) for name, value in infos._asdict().items()}
         record["grad_evals"] = jnp.sum(infos.grad_evals) + probe.grad_evals
@@ -71,60 +81,119 @@ def _draws(kernel, key, state, params):
                       if name != "grad_evals")
         return state, record
 
-    return jax.lax.scan(one_block, state, jax.random.split(key, kernel.trace_points))[1]
+    return jax.lax.scan(one_block, state, keys)
 
 
-def _program(build, settings, posterior, data, keys):
-    """The whole run as one function of (data, chain keys): what gets traced and cached."""
-    kernel = build(settings, posterior.bind(data), jax.random.fold_in(keys[0], 1))
+def _begin(module, settings, posterior, data, keys):
+    """(setup, kernel, warmup keys, draw keys) inside a trace."""
+    bound = posterior.bind(data)
+    make_setup = getattr(module, "setup", None)
+    setup = (make_setup(settings, bound, jax.random.fold_in(keys[0], 1)) if make_setup
+             else NoWarmup())
     warmup_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    return setup, module.build(settings, bound, setup), warmup_keys, draw_keys
+
+
+def _warmed(module, settings, posterior, data, keys):
+    """(setup, warmup info, states, params) inside a trace."""
+    setup, kernel, warmup_keys, _ = _begin(module, settings, posterior, data, keys)
     states, params, warmup = _warmup(kernel, settings, warmup_keys, data["w_star"])
-    chain = partial(_draws, kernel)
+    return setup, warmup, states, params
+
+
+def _strong(tree):
+    """Every leaf with a definite dtype: weak types (Python numbers) would make the next
+    program's key depend on whether this one was traced or loaded."""
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.asarray(leaf).dtype), tree)
+
+
+def _start(module, settings, posterior, data, keys):
+    """The start program: setup, per-chain warmup info and params, the chains' state leaves."""
+    setup, warmup, states, params = _warmed(module, settings, posterior, data, keys)
+    return _strong((setup, warmup, params, jax.tree.leaves(states)))
+
+
+def _chunk(module, settings, posterior, size, data, keys, setup, params, states, start):
+    """The draw program: `size` trace points from trace point `start`, from the carried
+    states; returns the new state leaves and this chunk's trace (chains first)."""
+    kernel = module.build(settings, posterior.bind(data), setup)
+    structure = jax.tree.structure(jax.eval_shape(
+        lambda data, keys: _warmed(module, settings, posterior, data, keys)[2], data, keys))
+    states = jax.tree.unflatten(structure, states)
+    _, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+
+    def chain(key, state, params):
+        point_keys = jax.random.split(key, settings.trace_points)
+        return _draws(kernel, settings, jax.lax.dynamic_slice_in_dim(point_keys, start, size),
+                      state, params)
+
     if kernel.vectorized:
-        trace = jax.vmap(chain)(draw_keys, states, params)
+        states, trace = jax.vmap(chain)(draw_keys, states, params)
     else:
-        trace = jax.lax.map(lambda args: chain(*args), (draw_keys, states, params))
+        states, trace = jax.lax.map(lambda args: chain(*args), (draw_keys, states, params))
     if not isinstance(trace, dict):
         trace = trace._asdict()
-    return {"trace": trace, "warmup": warmup, "params": params, "setup": kernel.setup,
-            "setup_cost": jnp.asarray(kernel.setup_cost)}
+    return _strong((jax.tree.leaves(states), trace))
 
 
-def compile_and_run(fn, *args):
-    """Run jit(fn)(*args), timing compilation and execution separately."""
-    started = time.perf_counter()
-    compiled, _ = compile_program(fn, args, default_cache_dir())
-    compiled_at = time.perf_counter()
-    result = jax.block_until_ready(compiled(*args))
-    finished = time.perf_counter()
-    return jax.tree.map(np.asarray, result), compiled_at - started, finished - compiled_at
+def chunk_size(points: int, chunks: int = PROGRESS_CHUNKS) -> int:
+    """The trace points per chunk: the largest count of at most `chunks` equal chunks."""
+    count = max(c for c in range(1, min(chunks, points) + 1) if points % c == 0)
+    return points // count
 
 
 def chain_keys(seed: int, chains: int):
     return jax.random.split(jax.random.key(seed), chains)
 
 
+def _compiled(fn, *args):
+    compiled, _ = compile_program(fn, args, default_cache_dir())
+    return compiled
+
+
 def run(module, settings, posterior, data) -> SamplerOutput:
     """Run one sampler module with its settings on a posterior and its data."""
     keys = chain_keys(settings.seed, settings.chains)
-    result, seconds_compile, seconds_sample = compile_and_run(
-        partial(_program, module.build, settings, posterior), data, keys)
-    trace = dict(result["trace"])
+    points = settings.trace_points
+    size = chunk_size(points)
+    clock = time.perf_counter()
+    start = _compiled(partial(_start, module, settings, posterior), data, keys)
+    compile_seconds = time.perf_counter() - clock
+    clock = time.perf_counter()
+    setup, warmup, params, states = jax.block_until_ready(start(data, keys))
+    sample_seconds = time.perf_counter() - clock
+    clock = time.perf_counter()
+    first = jnp.asarray(0, jnp.int32)
+    step = _compiled(partial(_chunk, module, settings, posterior, size), data, keys, setup,
+                     params, states, first)
+    compile_seconds += time.perf_counter() - clock
+    chunks, count = [], points // size
+    clock = time.perf_counter()
+    for index in range(count):
+        states, trace = jax.block_until_ready(
+            step(data, keys, setup, params, states, jnp.asarray(index * size, jnp.int32)))
+        chunks.append(jax.tree.map(np.asarray, trace))
+        elapsed = time.perf_counter() - clock
+        log.info("%s: %3.0f%% of %d trace points × %d chains in %.1f s, about %.1f s left",
+                 settings.kind, 100 * (index + 1) / count, points, settings.chains, elapsed,
+                 elapsed * (count - index - 1) / (index + 1))
+    sample_seconds += time.perf_counter() - clock
+    trace = {name: np.concatenate([chunk[name] for chunk in chunks], axis=1)
+             for name in chunks[0]}
+    setup, warmup, params = jax.tree.map(np.asarray, (setup, warmup, params))
     loss = trace.pop("loss")
     per_point = np.mean(np.asarray(trace["grad_evals"], np.float64), axis=0)
-    warmup = result["warmup"]
-    start = (float(result["setup_cost"]) / settings.chains
+    begin = (float(setup.grad_evals) / settings.chains
              + float(np.mean(np.asarray(warmup.grad_evals, np.float64))))
-    burn_in = int(getattr(settings, "burn_in", 0.0) * loss.shape[1])
     return SamplerOutput(
         loss=loss,
-        burn_in=burn_in,
-        grad_evals_at=start + np.cumsum(per_point),
+        burn_in=int(getattr(settings, "burn_in", 0.0) * loss.shape[1]),
+        grad_evals_at=begin + np.cumsum(per_point),
         traces=trace,
         warmup=warmup,
-        params=result["params"],
-        setup=result["setup"],
+        params=params,
+        setup=setup,
         nbeta=posterior.nbeta,
-        compile_seconds=seconds_compile,
-        sample_seconds=seconds_sample,
+        compile_seconds=compile_seconds,
+        sample_seconds=sample_seconds,
     )

@@ -108,11 +108,10 @@ def adapted_kernel(algorithm, settings, posterior, extra: dict, jitter: float,
         cost = info.num_integration_steps if step_cost is None else step_cost
         return state, StepInfo(loss, info.acceptance_rate, info.is_divergent, cost)
 
-    return Kernel(init=init, step=step, trace_points=settings.draws,
-                  trace_every=settings.thin, vectorized=vectorized)
+    return Kernel(init=init, step=step, vectorized=vectorized)
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def build(settings: Settings, posterior, setup=()) -> Kernel:
     import blackjax
 
     steps = settings.num_integration_steps

@@ -91,11 +91,12 @@ def curvature_at_w_star(settings, posterior, key, needed: bool) -> tuple[Curvatu
 
 class Setup(NamedTuple):
     """Shared by all chains: the step (ε, or h for momentum methods), the preconditioner's
-    stabilizer (0 without one) and the curvature that set them."""
+    stabilizer (0 without one), the curvature that set them, and its cost."""
 
     step_size: object
     stabilizer: object
     curvature: Curvature
+    grad_evals: object
 
 
 def step_size(settings, curvature: Curvature, auto_rule: Callable):
@@ -227,8 +228,7 @@ def mala_probe(posterior, settings, current: Callable):
     return probe
 
 
-def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step, setup,
-                    setup_cost) -> Kernel:
+def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step) -> Kernel:
     """SGLD with a preconditioner: per step one minibatch gradient and one Gaussian draw."""
     from blackjax.sgmcmc.diffusions import overdamped_langevin
 
@@ -250,7 +250,4 @@ def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step, s
     def current(state):
         return state.position, step * preconditioner.scale(state.preconditioner)
 
-    every = settings.trace_every
-    return Kernel(init=init, step=one_step, trace_points=settings.steps // every,
-                  trace_every=every, probe=mala_probe(posterior, settings, current),
-                  setup=setup, setup_cost=setup_cost)
+    return Kernel(init=init, step=one_step, probe=mala_probe(posterior, settings, current))

@@ -61,7 +61,7 @@ class StepInfo(NamedTuple):
     grad_evals: object
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def build(settings: Settings, posterior, setup=()) -> Kernel:
     import blackjax
     import jax
     import jax.numpy as jnp
@@ -97,8 +97,7 @@ def build(settings: Settings, posterior, key) -> Kernel:
         loss = posterior.loss_from_logdensity(state.logdensity, state.position)
         return state, StepInfo(loss, info.energy_change, GRADS_PER_STEP)
 
-    return Kernel(init=init, step=step, trace_points=settings.draws,
-                  trace_every=settings.thin, vectorized=False)
+    return Kernel(init=init, step=step, vectorized=False)
 
 
 def summarize(settings, output) -> dict:

@@ -29,7 +29,7 @@ class Settings(hmc.WindowAdapted):
     target_accept: float = bounded(0.9, exclusiveMinimum=0, exclusiveMaximum=1)
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def build(settings: Settings, posterior, setup=()) -> Kernel:
     import blackjax
     import jax.numpy as jnp
 

@@ -22,7 +22,7 @@ from .base import Kernel, MinibatchSettings
 from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "momentum_step", "summarize", "warnings"]
+           "momentum_step", "setup", "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,27 @@ def momentum_step(noise_key, position, momentum, friction, log_density_grad, h, 
     return position + h * momentum, momentum
 
 
-def momentum_kernel(settings, posterior, key, auto_rule, init, update) -> Kernel:
+def momentum_setup(settings, posterior, key, auto_rule):
+    """The time step h: configured, or `auto_rule(τ, curvature)`."""
+    import jax.numpy as jnp
+
+    from . import langevin
+
+    curvature, cost = langevin.curvature_at_w_star(settings, posterior, key,
+                                                   is_auto(settings.step_size))
+    h = langevin.step_size(settings, curvature, auto_rule)
+    return langevin.Setup(h, jnp.zeros((), h.dtype), curvature, jnp.asarray(cost))
+
+
+def momentum_kernel(settings, posterior, h, init, update) -> Kernel:
     """A momentum method over the minibatch gradient: `init(key, position) -> state`,
     `update(noise_key, state, log_density_grad, h) -> state`. Its probe treats one step as
     a Langevin proposal of step ε = h² (one leapfrog step is MALA with that step)."""
     from . import langevin
     from .base import NoWarmup
 
-    curvature, cost = langevin.curvature_at_w_star(settings, posterior, key,
-                                                   is_auto(settings.step_size))
-    h = langevin.step_size(settings, curvature, auto_rule)
     loss_grad = langevin.loss_and_gradient(posterior, settings)
     step_cost = settings.batch_size / posterior.n
-    every = settings.trace_every
-
     def step(key, state, params):
         import jax
 
@@ -74,15 +81,21 @@ def momentum_kernel(settings, posterior, key, auto_rule, init, update) -> Kernel
         return update(noise_key, state, gradient, h), langevin.StepInfo(loss, step_cost)
 
     return Kernel(init=lambda key, position: (init(key, position), (), NoWarmup()), step=step,
-                  trace_points=settings.steps // every, trace_every=every,
                   probe=langevin.mala_probe(posterior, settings,
-                                            lambda state: (state.position, h * h)),
-                  setup=langevin.Setup(h, h * 0, curvature), setup_cost=cost)
+                                            lambda state: (state.position, h * h)))
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
-    import jax
+def setup(settings: Settings, posterior, key):
+    """h = τ / max(√c, α)."""
     import jax.numpy as jnp
+
+    alpha = settings.alpha
+    return momentum_setup(settings, posterior, key,
+                          lambda tau, c: tau / jnp.maximum(jnp.sqrt(c.stiffest), alpha))
+
+
+def build(settings: Settings, posterior, setup) -> Kernel:
+    import jax
 
     alpha = settings.alpha
 
@@ -93,6 +106,4 @@ def build(settings: Settings, posterior, key) -> Kernel:
         return State(*momentum_step(noise_key, state.position, state.momentum, alpha,
                                     gradient, h, alpha))
 
-    return momentum_kernel(settings, posterior, key,
-                           lambda tau, c: tau / jnp.maximum(jnp.sqrt(c.stiffest), alpha),
-                           init, update)
+    return momentum_kernel(settings, posterior, setup.step_size, init, update)

@@ -15,7 +15,7 @@ from ..settings import is_auto
 from .base import Kernel, MinibatchSettings
 from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
            "summarize", "warnings"]
 
 
@@ -24,7 +24,8 @@ class Settings(MinibatchSettings):
     kind: Literal["sgld"] = "sgld"
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def setup(settings: Settings, posterior, key):
+    """ε = τ/c under `step_size: auto`, c the stiffest curvature of −log p at w*."""
     import jax.numpy as jnp
 
     from . import langevin
@@ -32,5 +33,10 @@ def build(settings: Settings, posterior, key) -> Kernel:
     curvature, cost = langevin.curvature_at_w_star(settings, posterior, key,
                                                    is_auto(settings.step_size))
     step = langevin.step_size(settings, curvature, lambda tau, c: tau / c.stiffest)
-    setup = langevin.Setup(step, jnp.zeros((), step.dtype), curvature)
-    return langevin.langevin_kernel(settings, posterior, langevin.identity(), step, setup, cost)
+    return langevin.Setup(step, jnp.zeros((), step.dtype), curvature, jnp.asarray(cost))
+
+
+def build(settings: Settings, posterior, setup) -> Kernel:
+    from . import langevin
+
+    return langevin.langevin_kernel(settings, posterior, langevin.identity(), setup.step_size)

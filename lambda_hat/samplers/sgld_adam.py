@@ -17,7 +17,7 @@ from . import sgld_rmsprop
 from .base import Kernel
 from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, warnings
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
            "summarize", "warnings"]
 summarize = sgld_rmsprop.summarize
 
@@ -29,13 +29,15 @@ class Settings(sgld_rmsprop.Settings):
     beta2: float = bounded(0.9999, exclusiveMinimum=0, exclusiveMaximum=1)
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def setup(settings: Settings, posterior, key):
+    beta1 = settings.beta1
+    return sgld_rmsprop.preconditioned_setup(
+        settings, posterior, key, lambda step: step * (1 - beta1) / (1 + beta1))
+
+
+def build(settings: Settings, posterior, setup) -> Kernel:
     from . import langevin
 
-    beta1 = settings.beta1
-    setup, cost = sgld_rmsprop.preconditioned_setup(
-        settings, posterior, key, lambda step: step * (1 - beta1) / (1 + beta1))
     preconditioner = langevin.with_first_moment(
         langevin.rmsprop(settings.beta2, setup.stabilizer), settings.beta1)
-    return langevin.langevin_kernel(settings, posterior, preconditioner, setup.step_size, setup,
-                                    cost)
+    return langevin.langevin_kernel(settings, posterior, preconditioner, setup.step_size)

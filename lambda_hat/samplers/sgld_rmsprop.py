@@ -16,7 +16,7 @@ from .base import Kernel, MinibatchSettings
 from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, warnings
 from .minibatch import summarize as minibatch_summary
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
            "summarize", "warnings"]
 
 
@@ -29,7 +29,7 @@ class Settings(MinibatchSettings):
 
 
 def preconditioned_setup(settings, posterior, key, adjust=lambda step: step):
-    """(setup, cost) of a moment-preconditioned sampler: ε = adjust(τ√v̂/c) and a."""
+    """The setup of a moment-preconditioned sampler: ε = adjust(τ√v̂/c) and a."""
     import jax.numpy as jnp
 
     from . import langevin
@@ -41,16 +41,19 @@ def preconditioned_setup(settings, posterior, key, adjust=lambda step: step):
     stabilizer = settings.stabilizer
     if is_auto(stabilizer):
         stabilizer = settings.stabilizer_scale * curvature.grad_rms
-    return langevin.Setup(step, jnp.asarray(stabilizer, step.dtype), curvature), cost
+    return langevin.Setup(step, jnp.asarray(stabilizer, step.dtype), curvature,
+                          jnp.asarray(cost))
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def setup(settings: Settings, posterior, key):
+    return preconditioned_setup(settings, posterior, key)
+
+
+def build(settings: Settings, posterior, setup) -> Kernel:
     from . import langevin
 
-    setup, cost = preconditioned_setup(settings, posterior, key)
     return langevin.langevin_kernel(
-        settings, posterior, langevin.rmsprop(settings.beta2, setup.stabilizer),
-        setup.step_size, setup, cost)
+        settings, posterior, langevin.rmsprop(settings.beta2, setup.stabilizer), setup.step_size)
 
 
 def summarize(settings, output) -> dict:

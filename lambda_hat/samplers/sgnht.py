@@ -17,7 +17,7 @@ from . import sghmc
 from .base import Kernel
 from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
            "summarize", "warnings"]
 
 
@@ -39,7 +39,15 @@ class State(NamedTuple):
         return self.dynamics.position
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def setup(settings: Settings, posterior, key):
+    """h √c = τ."""
+    import jax.numpy as jnp
+
+    return sghmc.momentum_setup(settings, posterior, key,
+                                lambda tau, c: tau / jnp.sqrt(c.stiffest))
+
+
+def build(settings: Settings, posterior, setup) -> Kernel:
     import jax
     import jax.numpy as jnp
 
@@ -56,5 +64,4 @@ def build(settings: Settings, posterior, key) -> Kernel:
         return State(sghmc.State(position, momentum),
                      state.xi + h * (jnp.mean(momentum * momentum) - 1))
 
-    return sghmc.momentum_kernel(settings, posterior, key,
-                                 lambda tau, c: tau / jnp.sqrt(c.stiffest), init, update)
+    return sghmc.momentum_kernel(settings, posterior, setup.step_size, init, update)

@@ -64,6 +64,14 @@ def check(settings) -> list[tuple[str, str]]:
     return []
 
 
+class Setup(NamedTuple):
+    """The whitening w = w* + T u, shared by all fits, and its cost."""
+
+    T: object
+    log_det: object
+    grad_evals: object
+
+
 class WarmupInfo(NamedTuple):
     grad_evals: object
     elbo: object
@@ -120,16 +128,27 @@ def elbo_estimate(params, key, posterior, settings, transform):
     return jnp.sum(weights * jnp.mean(values, axis=1))
 
 
-def build(settings: Settings, posterior, key) -> Kernel:
+def setup(settings: Settings, posterior, key) -> Setup:
+    import jax.numpy as jnp
+
+    from .langevin import POWER_ITERATIONS
+
+    T, log_det = whitening(posterior, settings, key)
+    # d Hessian-vector products of 2 gradients each, or the power iteration.
+    d = posterior.w_star.size
+    cost = 2.0 * (d if settings.whitening == "hessian" else POWER_ITERATIONS + 1)
+    return Setup(T, log_det, jnp.asarray(cost))
+
+
+def build(settings: Settings, posterior, setup: Setup) -> Kernel:
     import jax
     import jax.numpy as jnp
     import optax
 
-    from .langevin import POWER_ITERATIONS
     from .mixture import init_params, mixture_draws, mixture_logpdf
 
-    transform = whitening(posterior, settings, key)
-    T = transform[0]
+    transform = (setup.T, setup.log_det)
+    T = setup.T
     d = posterior.w_star.size
     learning_rate = settings.learning_rate
     if settings.learning_rate_decay == "cosine":
@@ -175,9 +194,7 @@ def build(settings: Settings, posterior, key) -> Kernel:
         return params, StepInfo(loss, log_target - mixture_logpdf(u, params),
                                 posterior.loss_eval_cost)
 
-    # The whitening: d Hessian-vector products of 2 gradients each, or the power iteration.
-    setup_cost = 2.0 * (d if settings.whitening == "hessian" else POWER_ITERATIONS + 1)
-    return Kernel(init=init, step=step, trace_points=settings.draws, setup_cost=setup_cost)
+    return Kernel(init=init, step=step)
 
 
 def importance_check(loss, log_weight, nbeta) -> dict:

@@ -1,16 +1,21 @@
 # Shared helpers, included before the rules: the checked experiment, file layout, job configs.
 #
-# Every job receives, as a parameter, canonical text (sorted keys, defaults resolved) of
-# exactly the part of the experiment it depends on, and hands that same text to the CLI as
-# its experiment file. So Snakemake's params trigger reruns precisely when what a job depends
-# on changes, and a job never reads a config file edited after Snakemake planned it.
-# The text is YAML, not JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
+# Every job receives canonical text (sorted keys, defaults resolved) of exactly the part of
+# the experiment it depends on, and hands that text to the CLI as its experiment file, so a
+# job never reads a config file edited after Snakemake planned it. The text is YAML, not
+# JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
+#
+# What triggers a rerun is the same part of the experiment, one param per setting
+# (`sampler.step_size=1e-05`): Snakemake compares params as a set of values, so its rerun
+# reason then names the settings that changed. The text itself is not a str (`JobText`), so
+# Snakemake does not record it as a param.
 
+import json
 import math
+import sys
 import re
 
 import yaml
-from snakemake.exceptions import WorkflowError
 
 from lambda_hat.config import Experiment
 from lambda_hat.errors import ConfigError
@@ -29,9 +34,9 @@ def load_experiment(config):
     try:
         return Experiment(config, experiment_source())
     except ConfigError as exc:
-        raise WorkflowError(
-            "the experiment is not valid (nothing was run):\n  " + "\n  ".join(exc.problems)
-        ) from None
+        print("the experiment is not valid (nothing was run):\n  " + "\n  ".join(exc.problems),
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def one_of(names):
@@ -43,6 +48,7 @@ def one_of(names):
 TARGET_DIR = "results/{experiment}/targets/{target}"
 RUN_DIR = "results/{experiment}/runs/{target}/{sampler}"
 PLOT_DIR = "results/{experiment}/plots"
+SAMPLE_LOG = "logs/{experiment}/sample/{target}/{sampler}.log"
 
 def x64_flag(dtype):
     return "1" if dtype == "float64" else "0"
@@ -53,23 +59,82 @@ def canonical_yaml(experiment):
     return yaml.safe_dump(experiment, sort_keys=True, default_flow_style=False, width=math.inf)
 
 
+class JobText:
+    """A job's experiment text for its shell command, invisible to Snakemake's params
+    record (it records builtin values only)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
+ABSENT = object()
+"""A setting the job does not have: not a builtin value, so not recorded either."""
+
+
+def flatten(tree, prefix):
+    """{"a.b": value} for every leaf of nested dicts."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}"))
+    return flat
+
+
+def target_part(wildcards):
+    return {wildcards.target: EXPERIMENT.target(wildcards.target)}
+
+
+def sampler_part(wildcards):
+    return {wildcards.sampler: as_dict(EXPERIMENT.sampler(wildcards.sampler))}
+
+
+def job_settings(wildcards, with_sampler):
+    """What a job depends on, flattened: the target's resolved config, and for a run the
+    sampler's resolved settings (posterior beta and gamma included)."""
+    flat = {"experiment": EXPERIMENT.name,
+            **flatten(EXPERIMENT.target(wildcards.target), "target")}
+    if with_sampler:
+        flat.update(flatten(as_dict(EXPERIMENT.sampler(wildcards.sampler)), "sampler"))
+    return flat
+
+
+def setting_params(with_sampler):
+    """One param per setting of any job of the calling rules, each `key=value` (canonical
+    JSON)."""
+    keys = {"experiment", *(key for name in EXPERIMENT.target_names
+                            for key in flatten(EXPERIMENT.target(name), "target"))}
+    if with_sampler:
+        keys |= {key for name in EXPERIMENT.sampler_names
+                 for key in flatten(as_dict(EXPERIMENT.sampler(name)), "sampler")}
+
+    def param(key):
+        def value(wildcards):
+            settings = job_settings(wildcards, with_sampler)
+            if key not in settings:
+                return ABSENT
+            return f"{key}={json.dumps(settings[key], sort_keys=True)}"
+
+        return value
+
+    return {f"setting_{index}": param(key) for index, key in enumerate(sorted(keys))}
+
+
 def build_config(wildcards):
-    """What a target depends on: its resolved config and the experiment name."""
-    return canonical_yaml(
-        {"experiment": EXPERIMENT.name,
-         "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
-         "samplers": {}}
-    )
+    """The experiment file of a build job: its target and the experiment's name."""
+    return JobText(canonical_yaml(
+        {"experiment": EXPERIMENT.name, "targets": target_part(wildcards), "samplers": {}}))
 
 
 def sample_config(wildcards):
-    """What a run depends on: the resolved sampler settings (posterior beta and gamma
-    included) and its target's config (whose artifacts are also an input)."""
-    return canonical_yaml(
-        {"experiment": EXPERIMENT.name,
-         "targets": {wildcards.target: EXPERIMENT.target(wildcards.target)},
-         "samplers": {wildcards.sampler: as_dict(EXPERIMENT.sampler(wildcards.sampler))}}
-    )
+    """The experiment file of a run: its target's config (whose artifacts are also an
+    input) and its sampler's resolved settings."""
+    return JobText(canonical_yaml(
+        {"experiment": EXPERIMENT.name, "targets": target_part(wildcards),
+         "samplers": sampler_part(wildcards)}))
 
 
 def target_x64(wildcards):
@@ -88,6 +153,18 @@ def run_files(name, experiment=None):
         target=EXPERIMENT.target_names,
         sampler=EXPERIMENT.sampler_names,
     )
+
+
+def print_recap():
+    """λ̂ of every run and every warning with its log, at the end of a run (or a failure)."""
+    from lambda_hat.recap import recap
+
+    runs = [(target, sampler,
+             f"{RUN_DIR}/summary.json".format(experiment=EXPERIMENT.name, target=target,
+                                              sampler=sampler),
+             SAMPLE_LOG.format(experiment=EXPERIMENT.name, target=target, sampler=sampler))
+            for target in EXPERIMENT.target_names for sampler in EXPERIMENT.sampler_names]
+    print(recap(runs), file=sys.stderr)
 
 
 def summaries(wildcards):

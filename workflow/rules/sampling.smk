@@ -12,8 +12,9 @@ rule sample:
     params:
         config=sample_config,
         x64=sampler_x64,
+        **setting_params(with_sampler=True),
     log:
-        "logs/{experiment}/sample/{target}/{sampler}.log",
+        SAMPLE_LOG,
     benchmark:
         "benchmarks/{experiment}/sample/{target}/{sampler}.tsv"
     threads: 1

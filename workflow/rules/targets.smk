@@ -9,6 +9,7 @@ rule build_target:
     params:
         config=build_config,
         x64=target_x64,
+        **setting_params(with_sampler=False),
     log:
         "logs/{experiment}/build/{target}.log",
     benchmark:
