@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,49 @@ def test_report_contains_the_summary_figure_and_table(smoke):
     snakemake(smoke, *smoke_args("--report", report))
     text = report.read_text()
     assert "summary.png" in text and "llc.html" in text
+
+
+def test_table_and_report_render_in_a_browser(smoke):
+    """What a person sees in headless Chromium: the HTML table has a row per run and no raw
+    Python values; in the Snakemake report every item of every category opens, its images
+    load and its text holds no raw Python values."""
+    from browser import RAW_VALUE, broken_images, chromium, visible_text, wait_for
+
+    report = smoke / "results" / "smoke" / "report.html"
+    if not report.exists():
+        snakemake(smoke, *smoke_args("--report", report))
+    with chromium() as driver:
+        driver.get((smoke / "results" / "smoke" / "llc.html").as_uri())
+        assert wait_for(driver, "return document.querySelectorAll('tbody tr').length") == 2
+        text = visible_text(driver)
+        assert not RAW_VALUE.search(text), RAW_VALUE.findall(text)
+        assert "hmc" in text and "sgld" in text and "4.5" in text
+
+        def links():
+            return {a.text: a for a in driver.find_elements("tag name", "a") if a.text}
+
+        def open_items(path, label=None):
+            """Open every item under a category (for one value of a label toggle)."""
+            driver.get(report.as_uri())
+            wait_for(driver, "return document.body.innerText.includes('Runs')")
+            for name in path:
+                links()[name].click()
+                time.sleep(0.5)
+            if label is not None:
+                driver.find_element("xpath", f"//*[text()='{label}']").click()
+                time.sleep(0.5)
+            eyes = driver.find_elements("css selector", "a[iconname=eye]")
+            for index in range(len(eyes)):
+                driver.find_elements("css selector", "a[iconname=eye]")[index].click()
+                time.sleep(1.0)
+                assert broken_images(driver) == [], (path, index)
+                text = visible_text(driver)
+                assert not RAW_VALUE.search(text), (path, index, RAW_VALUE.findall(text))
+            return len(eyes)
+
+        assert open_items(["Summary"]) == 2  # the summary figure and the table
+        # one figure per run: the sampler is a label toggle, the target a row
+        assert [open_items(["Runs"], sampler) for sampler in ("hmc", "sgld")] == [1, 1]
 
 
 @pytest.mark.parametrize("change, keys", [
