@@ -210,8 +210,9 @@ class Experiment:
         self.raw = expand_sweeps(raw, source)
         self.source = source
         self.name = raw.get("experiment", "default")
-        posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}
-        self._samplers = {name: make(SAMPLERS[given["kind"]].Settings, {**posterior, **given})
+        self.posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}
+        self._samplers = {name: make(SAMPLERS[given["kind"]].Settings,
+                                     {**self.posterior, **given})
                           for name, given in self.raw["samplers"].items()}
 
     @classmethod

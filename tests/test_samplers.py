@@ -52,6 +52,11 @@ IDENTITY = {"type": "potential", "coefficients": [1.0, 3.0, 0.5, 2.0], "powers":
 # linear update (a discrete Lyapunov equation), so the references below are exact for the
 # step size the run used; runs on two seeds.
 QUADRATIC = {"model": {"kind": "quadratic", "d": 10}, "data": {"n": 1000}}
+# Low curvature (issue 12): a regular 6→4 linear model on 200 points with x ~ N(0, 0.1²), so
+# nβ times the Hessian's eigenvalues is below γ = 1. SGNHT's automatic step ignored its
+# friction here (2αh > 1) and every chain diverged; HMC on the same posterior is the reference.
+LOW_CURVATURE = {"model": {"kind": "dln", "widths": [6, 4], "rank": 4},
+                 "data": {"n": 200, "x": {"kind": "gaussian", "scale": 0.1}}}
 SEEDS = (0, 1)
 GAUSSIAN_D = 6
 _rng = np.random.default_rng(0)
@@ -79,8 +84,8 @@ def results(tmp_path_factory):
     run_isolated("build_dln_targets", "float64", env=env,
                  out_dir=str(out), targets=TARGETS)
     run_isolated("build_targets", "float64", env=env, out_dir=str(out),
-                 targets={"quadratic": QUADRATIC})
-    dirs = {name: str(out / name) for name in (*TARGETS, "quadratic")}
+                 targets={"quadratic": QUADRATIC, "low_curvature": LOW_CURVATURE})
+    dirs = {name: str(out / name) for name in (*TARGETS, "quadratic", "low_curvature")}
 
     def on(target, dtype, kinds):
         return (TARGET_RUNS, dtype, {"target_dir": dirs[target],
@@ -101,6 +106,12 @@ def results(tmp_path_factory):
         "too_large": (TARGET_RUNS, "float32", {"target_dir": dirs["dln3"], "runs": TOO_LARGE}),
         "quadratic_full": (TARGET_RUNS, "float64", {"target_dir": dirs["quadratic"], "runs": [
             {"kind": "hmc", "seed": seed} for seed in SEEDS]}),
+        "low_curvature_hmc": (TARGET_RUNS, "float64", {"target_dir": dirs["low_curvature"],
+                                                       "runs": [{"kind": "hmc"}]}),
+        "low_curvature_momentum": (TARGET_RUNS, "float32", {
+            "target_dir": dirs["low_curvature"],
+            "runs": [{"kind": kind, "seed": seed} for kind in ("sgnht", "sghmc")
+                     for seed in SEEDS]}),
         "quadratic_minibatch": (TARGET_RUNS, "float32", {
             "target_dir": dirs["quadratic"],
             "runs": [{"kind": kind, "seed": seed} for kind in ("sgld", "sghmc") for seed in SEEDS]}),
@@ -313,3 +324,23 @@ def test_quadratic_target_matches_its_exact_finite_n_answer(results):
         error = abs(summary["llc_mean"] - reference)
         assert error < 4 * summary["llc_mcse"] + 0.005 * reference, (kind, summary["llc_mean"],
                                                                       reference, summary["llc_mcse"])
+
+
+@pytest.mark.slow
+def test_momentum_samplers_on_a_low_curvature_target_match_hmc(results):
+    """The automatic time step is bounded by the friction (h ≤ τ/α): finite estimates
+    within 10% of HMC's on the same posterior (issue 12's acceptance), on two seeds."""
+    (reference,) = _get(results, "low_curvature_hmc")
+    assert reference["chains_failed"] == 0
+    for summary in _get(results, "low_curvature_momentum"):
+        assert summary["chains_failed"] == 0, summary
+        assert summary["stats"]["friction_per_step"] <= 0.1 + 1e-6
+        rel = abs(summary["llc_mean"] - reference["llc_mean"]) / reference["llc_mean"]
+        assert rel < 0.10, (summary["kind"], summary["llc_mean"], reference["llc_mean"])
+
+
+def test_a_large_friction_step_is_flagged():
+    stats = {"mala_acceptance_mean": 0.95, "nonfinite_trace_points": 0}
+    assert REGISTRY["sgnht"].warnings({**stats, "friction_per_step": 0.1}) == []
+    (warning,) = REGISTRY["sghmc"].warnings({**stats, "friction_per_step": 0.8})
+    assert "α·h = 0.8" in warning and "lower step_size or alpha" in warning

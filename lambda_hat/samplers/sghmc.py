@@ -19,7 +19,8 @@ from typing import Literal, NamedTuple
 
 from ..settings import bounded, is_auto
 from .base import Kernel, MinibatchSettings
-from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
+from . import minibatch
+from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
            "momentum_step", "setup", "summarize", "warnings"]
@@ -36,6 +37,26 @@ class Settings(MinibatchSettings):
 class State(NamedTuple):
     position: object
     momentum: object
+
+
+def summarize(settings, output) -> dict:
+    """The minibatch statistics and α·h, the friction's damping per step."""
+    stats = minibatch.summarize(settings, output)
+    return {**stats, "friction_per_step": settings.alpha * stats["step_size"]}
+
+
+FRICTION_PER_STEP_MAX = 0.5
+"""Above α·h = 0.5 the discretised friction (momentum × (1 − αh) per step) no longer
+approximates the continuous one; past 1 it flips the momentum's sign each step, and past 2
+the chain diverges."""
+
+
+def warnings(stats: dict) -> list[str]:
+    found = minibatch.warnings(stats)
+    if stats["friction_per_step"] > FRICTION_PER_STEP_MAX:
+        found.append(f"friction per step α·h = {stats['friction_per_step']:.2g} > "
+                     f"{FRICTION_PER_STEP_MAX}: lower step_size or alpha")
+    return found
 
 
 def momentum_step(noise_key, position, momentum, friction, log_density_grad, h, alpha):

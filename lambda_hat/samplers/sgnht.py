@@ -5,7 +5,9 @@ with injected noise √(2αh) and ξ starting at α.
 BlackJAX's `sgnht` moves the position with the old momentum (explicit Euler), which amplifies
 every mode by √(1 + h²c) per step; its thermostat (rate h) reacts too slowly, so chains blew
 up and then froze on a DLN. This order (`sghmc.momentum_step`, symplectic Euler) is stable
-for h√c < 2. `step_size: auto` sets h √c = τ (h is a time step; ε ≈ h²).
+for h√c < 2. `step_size: auto` is SGHMC's, h = τ / max(√c, α): h√c = τ alone ignored the
+friction, and where the curvature is low (a small, low-variance data set) 2αh exceeded 1 and
+every chain diverged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Literal, NamedTuple
 
 from . import sghmc
 from .base import Kernel
-from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, summarize, warnings)
+from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
            "summarize", "warnings"]
@@ -39,12 +41,9 @@ class State(NamedTuple):
         return self.dynamics.position
 
 
-def setup(settings: Settings, posterior, key):
-    """h √c = τ."""
-    import jax.numpy as jnp
-
-    return sghmc.momentum_setup(settings, posterior, key,
-                                lambda tau, c: tau / jnp.sqrt(c.stiffest))
+setup = sghmc.setup
+summarize = sghmc.summarize
+warnings = sghmc.warnings
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:
