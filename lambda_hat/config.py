@@ -152,6 +152,7 @@ def _semantic_problems(raw: dict) -> list:
         kind = TARGETS[target["model"]["kind"]]
         problems += [(["targets", name, "model", key], message)
                      for key, message in kind.check(make(kind.Model, target["model"]))]
+    problems += _improper_posteriors(raw)
     for name, given in (raw.get("samplers") or {}).items():
         module = SAMPLERS[given["kind"]]
         settings = make(module.Settings, given)
@@ -169,6 +170,27 @@ def _semantic_problems(raw: dict) -> list:
                     problems.append((["samplers", name, "batch_size"],
                                      f"batch {settings.batch_size} > n = {n} of target "
                                      f"{target_name!r} needs replacement: true"))
+    return problems
+
+
+def _improper_posteriors(raw: dict) -> list:
+    """γ = 0 leaves a network's posterior improper (flat directions extend to infinity): named
+    at the key that set it, once per target kind that needs the localizer."""
+    posterior_gamma = (raw.get("posterior") or {}).get("gamma", POSTERIOR_DEFAULTS["gamma"])
+    sources = {("posterior", "gamma"): posterior_gamma} if any(
+        "gamma" not in sampler for sampler in (raw.get("samplers") or {}).values()) else {}
+    sources.update({("samplers", name, "gamma"): sampler["gamma"]
+                    for name, sampler in (raw.get("samplers") or {}).items() if "gamma" in sampler})
+    problems = []
+    for path, gamma in sources.items():
+        if gamma != 0:
+            continue
+        for target, entry in (raw.get("targets") or {}).items():
+            kind = entry["model"]["kind"]
+            if not getattr(TARGETS[kind], "PROPER_WITHOUT_LOCALIZER", False):
+                problems.append((list(path), f"gamma = 0 leaves the posterior of target "
+                                 f"{target!r} ({kind}) improper along its flat directions; "
+                                 "set gamma > 0"))
     return problems
 
 

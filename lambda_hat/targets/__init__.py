@@ -4,7 +4,9 @@ One module per target kind, registered below by one line. A kind module exports 
 frozen dataclass of its `model:` settings, from which the config check is derived),
 `DEFAULTS` (its defaults for the rest of the target entry), `check(model)` (problems no type
 can express, as (key, message) pairs), `likelihood(model)` (the loss a posterior uses) and
-`build(model, config, where, dtype)` (arrays and the exact λ where known).
+`build(model, config, where, dtype)` (arrays and the exact λ where known); a kind whose
+posterior is proper without the localizer says `PROPER_WITHOUT_LOCALIZER = True` (else the
+config check refuses γ = 0 for it).
 
 `target.npz` holds w*, X, Y; `target.json` records how they were made (resolved config, seed,
 precision, versions, a content hash) and what is known exactly about them (true λ).

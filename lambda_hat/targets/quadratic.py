@@ -22,6 +22,8 @@ class Model:
 
 
 DEFAULTS = {"data": {"n": 1000}, "w_star": "teacher"}
+PROPER_WITHOUT_LOCALIZER = True
+"""Every direction is curved, so γ = 0 (no localizer) still gives a proper posterior."""
 
 
 def check(model: Model) -> list[tuple[str, str]]:

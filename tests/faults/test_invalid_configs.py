@@ -86,6 +86,12 @@ CASES = {
     "quadratic target without its dimension": (
         {**VALID, "targets": {"q": {"model": {"kind": "quadratic"}}}},
         "targets.q.model.d: required for a quadratic model"),
+    "no localizer on a network target": (
+        edited(("posterior", "gamma"), 0.0),
+        "posterior.gamma: gamma = 0 leaves the posterior of target 'dln' (dln) improper"),
+    "no localizer set on one sampler": (
+        edited(("samplers", "hmc", "gamma"), 0),
+        "samplers.hmc.gamma: gamma = 0 leaves the posterior of target 'dln' (dln) improper"),
     "boolean as a number": (
         edited(("samplers", "hmc", "draws"), True), "samplers.hmc.draws: True is not of type 'integer'"),
 }
@@ -93,6 +99,12 @@ CASES = {
 
 def test_the_valid_config_is_valid():
     assert check_experiment(VALID, "valid.yaml") == []
+
+
+def test_a_quadratic_target_needs_no_localizer():
+    config = {**edited(("posterior", "gamma"), 0.0),
+              "targets": {"q": {"model": {"kind": "quadratic", "d": 3}}}}
+    assert check_experiment(config, "q.yaml") == []
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
