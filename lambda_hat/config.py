@@ -165,8 +165,8 @@ def _semantic_problems(raw: dict) -> list:
                      for key, message in (check(settings) if check else [])]
         if getattr(settings, "replacement", True) is False:
             for target_name in raw.get("targets") or {}:
-                n = _resolve_target(raw, target_name)["data"]["n"]
-                if settings.batch_size > n:
+                n = _resolve_target(raw, target_name)["data"].get("n")  # None: the file's
+                if n is not None and settings.batch_size > n:
                     problems.append((["samplers", name, "batch_size"],
                                      f"batch {settings.batch_size} > n = {n} of target "
                                      f"{target_name!r} needs replacement: true"))

@@ -35,6 +35,8 @@ def _schema_of_type(annotation) -> dict:
         return {"type": "number"}
     if annotation is str:
         return {"type": "string"}
+    if annotation is dict:
+        return {"type": "object"}
     if origin is Literal:
         return {"enum": list(get_args(annotation))}
     if origin in (tuple, list):

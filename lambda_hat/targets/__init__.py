@@ -3,8 +3,8 @@
 One module per target kind, registered below by one line. A kind module exports `Model` (a
 frozen dataclass of its `model:` settings, from which the config check is derived),
 `DEFAULTS` (its defaults for the rest of the target entry), `check(model)` (problems no type
-can express, as (key, message) pairs), `likelihood(model)` (the loss a posterior uses) and
-`build(model, config, where, dtype)` (arrays and the exact λ where known); a kind whose
+can express, as (key, message) pairs), `likelihood(model, seed)` (the loss a posterior uses)
+and `build(model, config, where, dtype)` (arrays and the exact λ where known); a kind whose
 posterior is proper without the localizer says `PROPER_WITHOUT_LOCALIZER = True` (else the
 config check refuses γ = 0 for it).
 
@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dln, mlp, quadratic
+from . import dln, mlp, python, quadratic
 
 REGISTRY = {
     "dln": dln,
     "mlp": mlp,
     "quadratic": quadratic,
+    "python": python,
 }
 
 COMMON_DEFAULTS = {
@@ -55,8 +56,9 @@ class Target:
 
     @property
     def likelihood(self):
-        model = self.record["config"]["model"]
-        return REGISTRY[model["kind"]].likelihood(model_of(model))
+        config = self.record["config"]
+        return REGISTRY[config["model"]["kind"]].likelihood(model_of(config["model"]),
+                                                            config["seed"])
 
 
 def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
@@ -70,13 +72,13 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     model = model_of(config["model"])
     kind = REGISTRY[model.kind]
     built = kind.build(model, config, f"targets.{name}", dtype)
-    likelihood = kind.likelihood(model)
+    likelihood = kind.likelihood(model, config["seed"])
     data = likelihood.prepare(built.arrays, dtype)
     record = {
         "name": name,
         "experiment": experiment,
         "config": config,
-        "n": int(config["data"]["n"]),
+        "n": int(len(built.arrays["X"])),
         "d": int(likelihood.num_params),
         "loss_star": float(likelihood.loss(data["w_star"], data)),
         "true_llc": built.true_llc,

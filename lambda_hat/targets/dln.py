@@ -64,7 +64,7 @@ class SufficientStatistics(Regression):
                 "loss_min": jnp.asarray(np.mean(np.sum(residual**2, axis=-1)), dtype)}
 
 
-def likelihood(model: Model) -> SufficientStatistics:
+def likelihood(model: Model, seed: int = 0) -> SufficientStatistics:
     return SufficientStatistics(Network(sizes=tuple(model.widths)))
 
 

@@ -39,7 +39,7 @@ def _network(model: Model, widths) -> Network:
                    bias=model.bias)
 
 
-def likelihood(model: Model) -> Regression:
+def likelihood(model: Model, seed: int = 0) -> Regression:
     return Regression(_network(model, model.widths))
 
 

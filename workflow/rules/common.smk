@@ -137,6 +137,15 @@ def sample_config(wildcards):
          "samplers": sampler_part(wildcards)}))
 
 
+def target_sources(wildcards):
+    """Files a target is made from (a `python` target's file): an edit rebuilds it."""
+    from lambda_hat.targets import REGISTRY, model_of
+
+    model = EXPERIMENT.target(wildcards.target)["model"]
+    sources = getattr(REGISTRY[model["kind"]], "sources", None)
+    return [str(path) for path in sources(model_of(model))] if sources else []
+
+
 def target_x64(wildcards):
     return x64_flag(EXPERIMENT.target(wildcards.target)["dtype"])
 

@@ -2,6 +2,8 @@
 
 
 rule build_target:
+    input:
+        target_sources,
     output:
         experiment=f"{TARGET_DIR}/experiment.yaml",
         arrays=f"{TARGET_DIR}/target.npz",

@@ -1,0 +1,182 @@
+"""Your own JAX model: `model: {kind: python, entry: "models/mine.py:make_target", options}`.
+
+The file (a path relative to the working directory) defines a function called as
+`make_target(seed=<the target's seed>, **options)`, which returns a mapping with
+
+- `apply(params, x) -> outputs`: a pure JAX function;
+- `params`: any pytree (Flax and Equinox parameters are pytrees of arrays too), taken as w*;
+  flattened to one vector with `jax.flatten_util.ravel_pytree`. Without it, w* is
+  `init_params` trained with the target's `training:` settings (Adam by default);
+- `init_params`: the pytree training starts from, when `params` is absent;
+- `x` and `y`: arrays, one row per data point;
+- `loss`: `"mse"` (squared error summed over outputs, averaged over points) or
+  `"cross_entropy"` (integer labels `y`, logit outputs).
+
+The function runs again in every sample job (it must be deterministic given the seed and
+cheap: train in lambda-hat, not in it). No exact λ is known; the HMC estimate is the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .common import Built, squared_error, train
+
+LOSSES = ("mse", "cross_entropy")
+
+
+@dataclass(frozen=True)
+class Model:
+    kind: Literal["python"]
+    entry: str
+    """`path/to/file.py:function`, the path relative to the working directory."""
+    options: dict = field(default_factory=dict)
+    """Keyword arguments of the function."""
+
+
+DEFAULTS = {"w_star": "teacher"}
+"""`w_star: teacher` (the default) takes the returned `params` as they are; `trained` trains
+from them. Without `params`, w* is always trained (from `init_params`)."""
+
+
+def entry_file(model) -> Path:
+    return Path(model.entry.rpartition(":")[0])
+
+
+def sources(model: Model) -> list[Path]:
+    """The files the target is made from: the workflow reruns the build when one changes."""
+    return [entry_file(model)]
+
+
+def check(model: Model) -> list[tuple[str, str]]:
+    path, _, function = model.entry.rpartition(":")
+    if not path or not function:
+        return [("entry", f"{model.entry!r} is not 'path/to/file.py:function'")]
+    if not Path(path).is_file():
+        return [("entry", f"{path}: file not found (paths are relative to the working "
+                          "directory)")]
+    return []
+
+
+@lru_cache(maxsize=8)
+def _load(entry: str, digest: str):
+    """The user's function (one import per process and file content)."""
+    path, _, function = entry.rpartition(":")
+    spec = importlib.util.spec_from_file_location(f"lambda_hat_user_{digest[:16]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, function, None)):
+        from ..errors import ArtifactError
+
+        raise ArtifactError(f"{path}: defines no function {function!r}")
+    return getattr(module, function)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _made(entry: str, digest: str, options: str, seed: int) -> dict:
+    from ..errors import ArtifactError
+
+    made = dict(_load(entry, digest)(seed=seed, **json.loads(options)))
+    missing = [key for key in ("apply", "x", "y") if key not in made]
+    if "params" not in made and "init_params" not in made:
+        missing.append("params or init_params")
+    if missing:
+        raise ArtifactError(f"{entry}: the returned mapping lacks {', '.join(missing)}")
+    made.setdefault("loss", "mse")
+    if made["loss"] not in LOSSES:
+        raise ArtifactError(f"{entry}: loss {made['loss']!r} is not one of {', '.join(LOSSES)}")
+    return made
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """The user's model with its loss over one flat parameter vector. `digest` (of the
+    file) and the options identify it, for caches and reruns."""
+
+    entry: str
+    options: str
+    """The options as canonical JSON."""
+    seed: int
+    digest: str
+
+    @property
+    def made(self) -> dict:
+        return _made(self.entry, self.digest, self.options, self.seed)
+
+    @property
+    def unravel(self):
+        from jax.flatten_util import ravel_pytree
+
+        made = self.made
+        return ravel_pytree(made.get("params", made.get("init_params")))[1]
+
+    @property
+    def num_params(self) -> int:
+        from jax.flatten_util import ravel_pytree
+
+        made = self.made
+        return int(ravel_pytree(made.get("params", made.get("init_params")))[0].size)
+
+    loss_eval_cost = 0.5
+
+    def _loss(self, w, X, Y):
+        import jax
+        import jax.numpy as jnp
+
+        outputs = self.made["apply"](self.unravel(w), X)
+        if self.made["loss"] == "mse":
+            return squared_error(outputs.reshape(len(X), -1), Y.reshape(len(X), -1))
+        log_probs = jax.nn.log_softmax(outputs, axis=-1)
+        labels = Y.astype(jnp.int32).reshape(-1)
+        return -jnp.take_along_axis(log_probs, labels[:, None], axis=-1).mean()
+
+    def loss(self, w, data):
+        return self._loss(w, data["X"], data["Y"])
+
+    def batch_loss(self, w, data, index):
+        return self._loss(w, data["X"][index], data["Y"][index])
+
+    def prepare(self, arrays: dict, dtype) -> dict:
+        import jax.numpy as jnp
+
+        labels = self.made["loss"] == "cross_entropy"
+        return {"X": jnp.asarray(arrays["X"], dtype),
+                "Y": jnp.asarray(arrays["Y"], jnp.int32 if labels else dtype),
+                "w_star": jnp.asarray(arrays["w_star"], dtype)}
+
+
+def likelihood(model: Model, seed: int) -> UserModel:
+    return UserModel(model.entry, json.dumps(model.options, sort_keys=True), seed,
+                     _digest(entry_file(model)))
+
+
+def build(model: Model, config: dict, where: str, dtype) -> Built:
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    user = likelihood(model, config["seed"])
+    made = user.made
+    X, Y = np.asarray(made["x"]), np.asarray(made["y"])
+    data = user.prepare({"X": X, "Y": Y, "w_star": np.zeros(user.num_params)}, dtype)
+    final_loss = None
+    if "params" in made and config["w_star"] != "trained":
+        w_star = ravel_pytree(made["params"])[0]
+    else:
+        start = ravel_pytree(made.get("params", made.get("init_params")))[0]
+        w_star, history = train(lambda w: user.loss(w, data), jnp.asarray(start, dtype),
+                                config["training"])
+        final_loss = float(history[-1])
+    arrays = {"w_star": np.asarray(w_star, np.dtype(dtype)), "X": X, "Y": Y}
+    return Built(arrays, training_final_loss=final_loss)
