@@ -23,20 +23,14 @@ def bounded(default=MISSING, **bounds):
     return dataclasses.field(default=default, metadata=bounds)
 
 
+JSON_TYPES = {type(None): "null", bool: "boolean", int: "integer", float: "number",
+              str: "string", dict: "object"}
+
+
 def _schema_of_type(annotation) -> dict:
     origin = get_origin(annotation)
-    if annotation is type(None):
-        return {"type": "null"}
-    if annotation is bool:
-        return {"type": "boolean"}
-    if annotation is int:
-        return {"type": "integer"}
-    if annotation is float:
-        return {"type": "number"}
-    if annotation is str:
-        return {"type": "string"}
-    if annotation is dict:
-        return {"type": "object"}
+    if annotation in JSON_TYPES:
+        return {"type": JSON_TYPES[annotation]}
     if origin is Literal:
         return {"enum": list(get_args(annotation))}
     if origin in (tuple, list):
