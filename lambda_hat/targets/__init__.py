@@ -29,8 +29,10 @@ REGISTRY = {
 
 COMMON_DEFAULTS = {
     "data": {
-        "x": {"kind": "gaussian", "scale": 1.0, "condition": 10.0},
-        "noise": {"kind": "gaussian", "sigma": 0.0, "df": 4.0},
+        "x": {"kind": "gaussian", "scale": 1.0, "condition": 10.0, "components": 3,
+              "spread": 2.0, "rank": 1, "off_noise": 0.0, "df": 4.0},
+        "noise": {"kind": "gaussian", "sigma": 0.0, "df": 4.0, "slope": 1.0, "fraction": 0.05,
+                  "outlier_sigma": 10.0},
     },
     "seed": 0,
     "dtype": "float64",

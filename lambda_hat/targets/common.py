@@ -54,26 +54,52 @@ class Regression:
 
 
 def sample_inputs(key, spec: dict, dim: int, n: int, dtype):
+    """n inputs of dimension `dim` (docs/workflow.md lists the kinds and their keys)."""
     import jax
     import jax.numpy as jnp
 
-    if spec["kind"] == "uniform":
-        return jax.random.uniform(key, (n, dim), dtype, -spec["scale"], spec["scale"])
-    x = jax.random.normal(key, (n, dim), dtype) * spec["scale"]
-    if spec["kind"] == "gaussian_anisotropic":
+    kind, scale = spec["kind"], spec["scale"]
+    if kind == "uniform":
+        return jax.random.uniform(key, (n, dim), dtype, -scale, scale)
+    if kind == "heavy_tailed":
+        return scale * jax.random.t(key, spec["df"], (n, dim), dtype)
+    if kind == "mixture":
+        centre_key, choice_key, point_key = jax.random.split(key, 3)
+        centres = spec["spread"] * jax.random.normal(centre_key, (spec["components"], dim), dtype)
+        choice = jax.random.randint(choice_key, (n,), 0, spec["components"])
+        return centres[choice] + scale * jax.random.normal(point_key, (n, dim), dtype)
+    if kind == "low_rank":
+        basis_key, point_key, off_key = jax.random.split(key, 3)
+        rank = min(spec["rank"], dim)
+        basis = jnp.linalg.qr(jax.random.normal(basis_key, (dim, rank), dtype))[0].T
+        x = scale * jax.random.normal(point_key, (n, rank), dtype) @ basis
+        return x + spec["off_noise"] * jax.random.normal(off_key, (n, dim), dtype)
+    x = jax.random.normal(key, (n, dim), dtype) * scale
+    if kind == "gaussian_anisotropic":
         x = x * jnp.logspace(0.0, -np.log10(spec["condition"]), dim, dtype=dtype)
     return x
 
 
-def sample_noise(key, spec: dict, shape, dtype):
+def sample_noise(key, spec: dict, shape, dtype, X=None):
+    """Additive output noise; `heteroscedastic` grows with ‖x‖, `outliers` gives a fraction
+    of the points noise of `outlier_sigma`."""
     import jax
     import jax.numpy as jnp
 
-    if spec["sigma"] == 0:
+    kind, sigma = spec["kind"], spec["sigma"]
+    if sigma == 0 and kind != "outliers":
         return jnp.zeros(shape, dtype)
-    if spec["kind"] == "student_t":
-        return spec["sigma"] * jax.random.t(key, spec["df"], shape, dtype)
-    return spec["sigma"] * jax.random.normal(key, shape, dtype)
+    if kind == "student_t":
+        return sigma * jax.random.t(key, spec["df"], shape, dtype)
+    gaussian = jax.random.normal(key, shape, dtype)
+    if kind == "heteroscedastic":
+        radius = jnp.linalg.norm(X, axis=-1, keepdims=True) / np.sqrt(X.shape[-1])
+        return sigma * (1 + spec["slope"] * radius) * gaussian
+    if kind == "outliers":
+        outlier = jax.random.uniform(jax.random.fold_in(key, 1), shape[:1] + (1,)) \
+            < spec["fraction"]
+        return jnp.where(outlier, spec["outlier_sigma"], sigma) * gaussian
+    return sigma * gaussian
 
 
 def train(loss, w0, training: dict):
@@ -108,7 +134,7 @@ def teacher_student(config: dict, network: Network, teacher: Network, make_teach
     w_teacher = make_teacher(key_teacher)
     X = sample_inputs(key_x, data["x"], network.sizes[0], data["n"], dtype)
     clean = teacher.apply(w_teacher, X)
-    Y = clean + sample_noise(key_noise, data["noise"], clean.shape, dtype)
+    Y = clean + sample_noise(key_noise, data["noise"], clean.shape, dtype, X)
     final_loss = None
     if config["w_star"] == "teacher":
         if teacher != network:
