@@ -4,6 +4,8 @@ The file format follows the output's suffix: `.parquet` (every column, typed; th
 workflow and users read), `.csv` (the same columns), `.html` (a compact human view for the
 Snakemake report). `true_llc` is null when no exact value is known; `ref_llc` is the estimate
 of an HMC run (kind `hmc`) on the same target, when the experiment has one, else null.
+`wnv` (work-normalized variance) is MCSE² × gradient evaluations: an estimate's variance
+times what it cost, so samplers and run lengths compare on one scale.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ COLUMNS = [
     "llc_mean", "llc_std", "llc_mcse", "ess", "ess_bulk", "ess_tail", "r_hat",
     "true_llc", "rel_error", "multiplicity", "ref_sampler", "ref_llc", "ref_rel_error",
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
-    "ess_per_second", "ess_per_grad_eval", "chains_total", "chains_failed", "draws_per_chain",
+    "ess_per_second", "ess_per_grad_eval", "wnv", "chains_total", "chains_failed", "draws_per_chain",
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
     "settings",
 ]
@@ -43,6 +45,10 @@ def _row(summary: RunSummary) -> dict:
     row["warnings"] = "; ".join(summary.warnings)
     row["settings"] = json.dumps(summary.settings, sort_keys=True)
     row["sweep_of"] = summary.settings.get("sweep_of")
+    if summary.llc_mcse is not None:
+        # work-normalized variance: the estimate's variance times its cost, in full-gradient
+        # equivalents (lower is better; comparable across samplers and run lengths)
+        row["wnv"] = summary.llc_mcse ** 2 * summary.grad_evals
     return row
 
 

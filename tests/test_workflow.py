@@ -378,6 +378,8 @@ def test_table_and_figures_without_truth_or_hmc_reference(tmp_path):
     assert set(REQUIRED_COLUMNS) <= set(table.columns) and len(table) == 2
     assert table["true_llc"].isna().all() and table["ref_llc"].isna().all()
     assert table["llc_mcse"].isna().tolist() == [False, True]
+    assert table["wnv"].iloc[0] == pytest.approx(0.05**2 * 150.0)  # MCSE² × grad evals
+    assert table["wnv"].isna().tolist() == [False, True]
     plot_run(tmp_path / "a" / "vi", tmp_path / "vi.png")
     plot_summary(tmp_path / "llc.parquet", tmp_path / "summary.png")
     for name in ("vi.png", "summary.png", "llc.html"):
