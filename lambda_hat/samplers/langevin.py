@@ -77,7 +77,7 @@ class Curvature(NamedTuple):
     grad_rms: object
 
 
-def curvature_at_w_star(settings, posterior, key, needed: bool) -> tuple[Curvature, float]:
+def curvature_at_w_star(posterior, key, needed: bool) -> tuple[Curvature, float]:
     """(curvature, its cost); NaN and no cost when every step setting is a number."""
     dtype = posterior.w_star.dtype
     if needed:

@@ -78,7 +78,7 @@ def momentum_setup(settings, posterior, key, auto_rule):
 
     from . import langevin
 
-    curvature, cost = langevin.curvature_at_w_star(settings, posterior, key,
+    curvature, cost = langevin.curvature_at_w_star(posterior, key,
                                                    is_auto(settings.step_size))
     h = langevin.step_size(settings, curvature, auto_rule)
     return langevin.Setup(h, jnp.zeros((), h.dtype), curvature, jnp.asarray(cost))

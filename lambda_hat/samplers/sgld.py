@@ -30,7 +30,7 @@ def setup(settings: Settings, posterior, key):
 
     from . import langevin
 
-    curvature, cost = langevin.curvature_at_w_star(settings, posterior, key,
+    curvature, cost = langevin.curvature_at_w_star(posterior, key,
                                                    is_auto(settings.step_size))
     step = langevin.step_size(settings, curvature, lambda tau, c: tau / c.stiffest)
     return langevin.Setup(step, jnp.zeros((), step.dtype), curvature, jnp.asarray(cost))

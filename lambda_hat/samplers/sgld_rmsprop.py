@@ -35,7 +35,7 @@ def preconditioned_setup(settings, posterior, key, adjust=lambda step: step):
     from . import langevin
 
     curvature, cost = langevin.curvature_at_w_star(
-        settings, posterior, key, is_auto(settings.step_size) or is_auto(settings.stabilizer))
+        posterior, key, is_auto(settings.step_size) or is_auto(settings.stabilizer))
     step = langevin.step_size(
         settings, curvature, lambda tau, c: adjust(tau * c.grad_rms / c.stiffest))
     stabilizer = settings.stabilizer
