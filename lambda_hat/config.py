@@ -152,6 +152,12 @@ def _semantic_problems(raw: dict) -> list:
         kind = TARGETS[target["model"]["kind"]]
         problems += [(["targets", name, "model", key], message)
                      for key, message in kind.check(make(kind.Model, target["model"]))]
+        if "loss" in target and "loss" not in kind.DEFAULTS:
+            takers = ", ".join(sorted(other for other, module in TARGETS.items()
+                                      if "loss" in module.DEFAULTS))
+            problems.append((["targets", name, "loss"], f"a {target['model']['kind']} target "
+                             f"has no loss setting (only {takers} take one; a python target's "
+                             "function returns its loss)"))
     problems += _improper_posteriors(raw)
     for name, given in (raw.get("samplers") or {}).items():
         module = SAMPLERS[given["kind"]]

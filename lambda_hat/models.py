@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 def _activation(name: str):
     import jax
@@ -16,13 +18,36 @@ def _activation(name: str):
             "identity": lambda h: h}[name]
 
 
+INIT_GAINS = {
+    "lecun": lambda fan_in, fan_out: 1.0 / fan_in,
+    "he": lambda fan_in, fan_out: 2.0 / fan_in,
+    "xavier": lambda fan_in, fan_out: 2.0 / (fan_in + fan_out),
+    "normal": lambda fan_in, fan_out: 1.0,
+}
+"""The variance of a weight for each initialisation, before `init_scale` multiplies its
+standard deviation."""
+
+
+def _layer_norm(h):
+    """Standardised over features, with no gain or shift of its own: the next layer's weights
+    and bias already provide them, so the network gains no parameters."""
+    import jax.numpy as jnp
+
+    centred = h - h.mean(axis=-1, keepdims=True)
+    return centred / jnp.sqrt((centred * centred).mean(axis=-1, keepdims=True) + 1e-5)
+
+
 @dataclass(frozen=True)
 class Network:
-    """A fully connected network: `sizes` = [in, hidden..., out]."""
+    """A fully connected network: `sizes` = [in, hidden..., out]; `layer_norm` normalises
+    each hidden layer's pre-activations."""
 
     sizes: tuple[int, ...]
     activation: str = "identity"
     bias: bool = False
+    layer_norm: bool = False
+    init_kind: str = "lecun"
+    init_scale: float = 1.0
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
@@ -64,7 +89,7 @@ class Network:
             if bias is not None:
                 h = h + bias
             if index < len(layers) - 1:
-                h = act(h)
+                h = act(_layer_norm(h) if self.layer_norm else h)
         return h
 
     def end_to_end(self, w):
@@ -75,13 +100,15 @@ class Network:
         return product
 
     def init(self, key, dtype):
-        """LeCun-normal weights, zero biases: outputs of order one for inputs of order one."""
+        """Normal weights of the `init_kind` variance (LeCun by default: outputs of order one
+        for inputs of order one) times `init_scale`; zero biases."""
         import jax
         import jax.numpy as jnp
 
         layers = []
         for fan_in, fan_out in self.layer_shapes:
             key, sub = jax.random.split(key)
-            weight = jax.random.normal(sub, (fan_in, fan_out), dtype) / jnp.sqrt(fan_in).astype(dtype)
+            std = self.init_scale * np.sqrt(INIT_GAINS[self.init_kind](fan_in, fan_out))
+            weight = jax.random.normal(sub, (fan_in, fan_out), dtype) * jnp.asarray(std, dtype)
             layers.append((weight, jnp.zeros((fan_out,), dtype) if self.bias else None))
         return self.flatten(layers)

@@ -1,7 +1,8 @@
 """Typed settings: a frozen dataclass is the one description of a component's keys.
 
 Each sampler and each target kind declares its settings as a frozen dataclass. The field
-types (int, float, bool, str, `Literal[...]` words, unions with `Literal["auto"]` or None)
+types (int, float, bool, str, `Literal[...]` words, unions with `Literal["auto"]` or None,
+nested settings dataclasses)
 and optional `field(metadata=...)` bounds give a JSON schema (`schema_of`), so the config
 check types every key, rejects unknown ones and names the allowed words without a hand-written
 schema. JAX-free: the workflow checks an experiment before any job starts.
@@ -29,6 +30,8 @@ JSON_TYPES = {type(None): "null", bool: "boolean", int: "integer", float: "numbe
 
 def _schema_of_type(annotation) -> dict:
     origin = get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return {**schema_of(annotation), "additionalProperties": False}
     if annotation in JSON_TYPES:
         return {"type": JSON_TYPES[annotation]}
     if origin is Literal:
@@ -101,9 +104,16 @@ def words_of(cls) -> dict[str, tuple]:
             if get_origin(annotation) is Literal}
 
 
+def _typed(annotation, value):
+    if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
+        return make(annotation, value)
+    return tuple(value) if isinstance(value, list) else value
+
+
 def make(cls, values: dict):
-    """An instance from checked values; lists become tuples (frozen, hashable)."""
-    return cls(**{name: tuple(value) if isinstance(value, list) else value
+    """An instance from checked values: lists become tuples (frozen, hashable), mappings
+    the nested settings their field names."""
+    return cls(**{name: _typed(hints(cls)[name], value)
                   for name, value in values.items() if name in hints(cls)})
 
 

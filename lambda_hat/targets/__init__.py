@@ -3,7 +3,8 @@
 One module per target kind, registered below by one line. A kind module exports `Model` (a
 frozen dataclass of its `model:` settings, from which the config check is derived),
 `DEFAULTS` (its defaults for the rest of the target entry), `check(model)` (problems no type
-can express, as (key, message) pairs), `likelihood(model, seed)` (the loss a posterior uses)
+can express, as (key, message) pairs), `likelihood(model, config)` (the loss a posterior
+uses, given the resolved target entry)
 and `build(model, config, where, dtype)` (arrays and the exact λ where known); a kind whose
 posterior is proper without the localizer says `PROPER_WITHOUT_LOCALIZER = True` (else the
 config check refuses γ = 0 for it).
@@ -59,8 +60,7 @@ class Target:
     @property
     def likelihood(self):
         config = self.record["config"]
-        return REGISTRY[config["model"]["kind"]].likelihood(model_of(config["model"]),
-                                                            config["seed"])
+        return REGISTRY[config["model"]["kind"]].likelihood(model_of(config["model"]), config)
 
 
 def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
@@ -74,7 +74,7 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     model = model_of(config["model"])
     kind = REGISTRY[model.kind]
     built = kind.build(model, config, f"targets.{name}", dtype)
-    likelihood = kind.likelihood(model, config["seed"])
+    likelihood = kind.likelihood(model, config)
     data = likelihood.prepare(built.arrays, dtype)
     record = {
         "name": name,

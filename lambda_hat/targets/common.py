@@ -1,7 +1,8 @@
 """What the teacher–student regression targets share: inputs, noise, training, the loss.
 
-L_n(w) = mean over the n points of the squared error summed over outputs: the one loss
-definition, used to train w* and by every sampler.
+L_n(w) = mean over the n points of a per-point loss summed over outputs (the squared error,
+or a Student-t negative log-likelihood): the one loss definition, used to train w* and by
+every sampler.
 """
 
 from __future__ import annotations
@@ -19,6 +20,32 @@ def squared_error(prediction, Y):
     return (residual * residual).sum(axis=-1).mean()
 
 
+@dataclass(frozen=True)
+class StudentT:
+    """The Student-t negative log-likelihood of the residuals, up to a constant: robust to
+    heavy-tailed noise, and as regular as the squared error where the model is."""
+
+    df: float
+    scale: float
+
+    def __call__(self, prediction, Y):
+        import jax.numpy as jnp
+
+        z = (prediction - Y) / self.scale
+        return (0.5 * (self.df + 1) * jnp.log1p(z * z / self.df)).sum(axis=-1).mean()
+
+
+def point_loss(spec: dict):
+    """The target entry's `loss:` as a function of (predictions, Y)."""
+    if spec["kind"] == "student_t":
+        return StudentT(float(spec["df"]), float(spec["scale"]))
+    return squared_error
+
+
+LOSS_DEFAULTS = {"kind": "mse", "df": 4.0, "scale": 1.0}
+"""`loss:` of the regression kinds (dln, mlp): `mse`, or `student_t` with `df` and `scale`."""
+
+
 class Built(NamedTuple):
     """A target kind's `build` result: the arrays and what is known exactly about them."""
 
@@ -30,9 +57,11 @@ class Built(NamedTuple):
 
 @dataclass(frozen=True)
 class Regression:
-    """Squared-error regression of Y on X by `network`: the likelihood of dln and mlp."""
+    """Regression of Y on X by `network` under `error` (squared by default): the likelihood
+    of dln and mlp."""
 
     network: Network
+    error: object = squared_error
 
     loss_eval_cost = 0.5
 
@@ -41,10 +70,10 @@ class Regression:
         return self.network.num_params
 
     def batch_loss(self, w, data, index):
-        return squared_error(self.network.apply(w, data["X"][index]), data["Y"][index])
+        return self.error(self.network.apply(w, data["X"][index]), data["Y"][index])
 
     def loss(self, w, data):
-        return squared_error(self.network.apply(w, data["X"]), data["Y"])
+        return self.error(self.network.apply(w, data["X"]), data["Y"])
 
     def prepare(self, arrays: dict, dtype) -> dict:
         """The sampler's data pytree, every array in its precision."""
@@ -121,14 +150,16 @@ def train(loss, w0, training: dict):
     return w, history
 
 
-def teacher_student(config: dict, network: Network, teacher: Network, make_teacher, where: str,
-                    dtype) -> tuple[dict, object, float | None]:
+def teacher_student(config: dict, likelihood: Regression, teacher: Network, make_teacher,
+                    where: str, dtype) -> tuple[dict, object, float | None]:
     """(arrays, w_teacher, final training loss): data from the teacher, w* the teacher or
-    the student trained on that data. `make_teacher(key)` draws the teacher's weights."""
+    the student trained on that data by the likelihood's loss. `make_teacher(key)` draws the
+    teacher's weights."""
     import jax
 
     from ..errors import ArtifactError
 
+    network = likelihood.network
     data = config["data"]
     key_teacher, key_x, key_noise, key_init = jax.random.split(jax.random.key(config["seed"]), 4)
     w_teacher = make_teacher(key_teacher)
@@ -141,7 +172,7 @@ def teacher_student(config: dict, network: Network, teacher: Network, make_teach
             raise ArtifactError(f"{where}.w_star: 'teacher' needs the teacher's architecture")
         w_star = w_teacher
     else:
-        w_star, history = train(lambda w: squared_error(network.apply(w, X), Y),
+        w_star, history = train(lambda w: likelihood.error(network.apply(w, X), Y),
                                 network.init(key_init, dtype), config["training"])
         final_loss = float(history[-1])
     arrays = {"w_star": np.asarray(w_star), "X": np.asarray(X), "Y": np.asarray(Y)}

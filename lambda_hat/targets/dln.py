@@ -14,7 +14,7 @@ import numpy as np
 from ..models import Network
 from ..settings import bounded
 from ..theory import dln_learning_coefficient
-from .common import Built, Regression, teacher_student
+from .common import LOSS_DEFAULTS, Built, Regression, point_loss, teacher_student
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Model:
 DEFAULTS = {
     "data": {"n": 10000},
     "w_star": "teacher",
+    "loss": LOSS_DEFAULTS,
 }
 
 
@@ -64,8 +65,12 @@ class SufficientStatistics(Regression):
                 "loss_min": jnp.asarray(np.mean(np.sum(residual**2, axis=-1)), dtype)}
 
 
-def likelihood(model: Model, seed: int = 0) -> SufficientStatistics:
-    return SufficientStatistics(Network(sizes=tuple(model.widths)))
+def likelihood(model: Model, config: dict) -> Regression:
+    """The squared error through the data's second moments; another loss through the data."""
+    network = Network(sizes=tuple(model.widths))
+    if config["loss"]["kind"] == "mse":
+        return SufficientStatistics(network)
+    return Regression(network, point_loss(config["loss"]))
 
 
 def _teacher(key, network: Network, rank: int, dtype):
@@ -86,9 +91,10 @@ def _teacher(key, network: Network, rank: int, dtype):
 def build(model: Model, config: dict, where: str, dtype) -> Built:
     from ..errors import ArtifactError
 
-    network = likelihood(model).network
+    student = likelihood(model, config)
+    network = student.network
     arrays, w_teacher, final_loss = teacher_student(
-        config, network, network, lambda key: _teacher(key, network, model.rank, dtype),
+        config, student, network, lambda key: _teacher(key, network, model.rank, dtype),
         where, dtype)
     product_rank = int(np.linalg.matrix_rank(np.asarray(network.end_to_end(w_teacher))))
     if product_rank != model.rank:

@@ -8,9 +8,19 @@ from typing import Literal
 
 from ..models import Network
 from ..settings import bounded
-from .common import Built, Regression, teacher_student
+from .common import LOSS_DEFAULTS, Built, Regression, point_loss, teacher_student
 
 WIDTHS = {"minItems": 1, "items": {"type": "integer", "minimum": 1}}
+
+
+@dataclass(frozen=True)
+class Init:
+    """How the teacher's weights and the student's starting point are drawn: normal, with
+    the variance of `kind` (lecun 1/fan_in, he 2/fan_in, xavier 2/(fan_in + fan_out), normal
+    1) and the standard deviation times `scale`."""
+
+    kind: Literal["lecun", "he", "xavier", "normal"] = "lecun"
+    scale: float = bounded(1.0, exclusiveMinimum=0)
 
 
 @dataclass(frozen=True)
@@ -22,11 +32,14 @@ class Model:
     activation: Literal["relu", "tanh", "gelu", "identity"] = "tanh"
     bias: bool = True
     teacher_widths: tuple[int, ...] | None = bounded(None, **WIDTHS)
+    layer_norm: bool = False
+    init: Init = Init()
 
 
 DEFAULTS = {
     "data": {"n": 5000, "noise": {"sigma": 0.1}},
     "w_star": "trained",
+    "loss": LOSS_DEFAULTS,
 }
 
 
@@ -36,16 +49,18 @@ def check(model: Model) -> list[tuple[str, str]]:
 
 def _network(model: Model, widths) -> Network:
     return Network(sizes=(model.in_dim, *widths, model.out_dim), activation=model.activation,
-                   bias=model.bias)
+                   bias=model.bias, layer_norm=model.layer_norm, init_kind=model.init.kind,
+                   init_scale=model.init.scale)
 
 
-def likelihood(model: Model, seed: int = 0) -> Regression:
-    return Regression(_network(model, model.widths))
+def likelihood(model: Model, config: dict) -> Regression:
+    return Regression(_network(model, model.widths), point_loss(config["loss"]))
 
 
 def build(model: Model, config: dict, where: str, dtype) -> Built:
-    network = likelihood(model).network
+    student = likelihood(model, config)
+    network = student.network
     teacher = network if model.teacher_widths is None else _network(model, model.teacher_widths)
-    arrays, _, final_loss = teacher_student(config, network, teacher,
+    arrays, _, final_loss = teacher_student(config, student, teacher,
                                             lambda key: teacher.init(key, dtype), where, dtype)
     return Built(arrays, training_final_loss=final_loss)

@@ -157,8 +157,8 @@ class UserModel:
                 "w_star": jnp.asarray(arrays["w_star"], dtype)}
 
 
-def likelihood(model: Model, seed: int) -> UserModel:
-    return UserModel(model.entry, json.dumps(model.options, sort_keys=True), seed,
+def likelihood(model: Model, config: dict) -> UserModel:
+    return UserModel(model.entry, json.dumps(model.options, sort_keys=True), config["seed"],
                      _digest(entry_file(model)))
 
 
@@ -166,7 +166,7 @@ def build(model: Model, config: dict, where: str, dtype) -> Built:
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    user = likelihood(model, config["seed"])
+    user = likelihood(model, config)
     made = user.made
     X, Y = np.asarray(made["x"]), np.asarray(made["y"])
     data = user.prepare({"X": X, "Y": Y, "w_star": np.zeros(user.num_params)}, dtype)

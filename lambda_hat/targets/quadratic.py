@@ -49,7 +49,7 @@ class HalfSquaredDistance:
         return {"w_star": jnp.asarray(arrays["w_star"], dtype)}
 
 
-def likelihood(model: Model, seed: int = 0) -> HalfSquaredDistance:
+def likelihood(model: Model, config: dict) -> HalfSquaredDistance:
     return HalfSquaredDistance(model.d)
 
 

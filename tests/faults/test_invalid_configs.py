@@ -92,6 +92,23 @@ CASES = {
     "no localizer set on one sampler": (
         edited(("samplers", "hmc", "gamma"), 0),
         "samplers.hmc.gamma: gamma = 0 leaves the posterior of target 'dln' (dln) improper"),
+    "misspelt loss option": (
+        edited(("targets", "dln", "loss"), {"kind": "student_t", "dof": 3}),
+        "targets.dln.loss: unknown key(s) 'dof'"),
+    "unknown loss": (
+        edited(("targets", "dln", "loss"), {"kind": "huber"}),
+        "targets.dln.loss.kind: 'huber' is not one of mse, student_t"),
+    "a loss on a target without one": (
+        {**VALID, "targets": {"q": {"model": {"kind": "quadratic", "d": 2},
+                                    "loss": {"kind": "student_t"}}}},
+        "targets.q.loss: a quadratic target has no loss setting (only dln, mlp take one"),
+    "misspelt nested model option": (
+        {**VALID, "targets": {"m": {"model": {"kind": "mlp", "in_dim": 2, "widths": [4],
+                                              "out_dim": 1, "init": {"kind": "he", "sacle": 2}}}}},
+        "targets.m.model.init: unknown key(s) 'sacle'"),
+    "misspelt data option": (
+        edited(("targets", "dln", "data", "x"), {"kind": "mixture", "componets": 3}),
+        "targets.dln.data.x: unknown key(s) 'componets'"),
     "boolean as a number": (
         edited(("samplers", "hmc", "draws"), True), "samplers.hmc.draws: True is not of type 'integer'"),
 }
