@@ -77,6 +77,12 @@ def _plot_run(args) -> None:
     plot_run(args.run_dir, args.out)
 
 
+def _plot_target(args) -> None:
+    from .plots import plot_target
+
+    plot_target(args.target_dir, args.out)
+
+
 def _aggregate(args) -> None:
     from .aggregate import aggregate_runs
 
@@ -104,6 +110,8 @@ COMMANDS = [
      "Check an experiment file; exit 1 on any problem.", [CONFIG]),
     ("plot-run", _plot_run, "diagnostic plots of one run", None,
      [("--run-dir", "directory written by `sample`"), OUT_PNG]),
+    ("plot-target", _plot_target, "student against teacher, and the training curve", None,
+     [("--target-dir", "directory written by `build`"), OUT_PNG]),
     ("aggregate", _aggregate, "collect run summaries into Parquet", None,
      [("summaries", "summary.json files"), ("--out", "Parquet file to write")]),
     ("plot-summary", _plot_summary, "λ̂ per sampler and target", None,

@@ -92,6 +92,11 @@ def run_jobs(targets, samplers) -> set:
             for t in targets for s in samplers for rule in ("sample", "plot_run")}
 
 
+def target_jobs(targets) -> set:
+    """The jobs of these targets: the build and the target's plot."""
+    return {(rule, (("target", t),)) for t in targets for rule in ("build_target", "plot_target")}
+
+
 def edit_config(path: Path, change) -> str:
     """Apply change(dict) to a YAML file; returns the old text to restore."""
     old = path.read_text()
@@ -107,13 +112,13 @@ def test_dry_run_of_default_experiment_lists_every_job(repo_root, jax_cache_dir,
     targets, samplers = experiment.target_names, experiment.sampler_names
     result = snakemake(work, "-n", "--cores", "2")
     assert job_stats(result.stdout) == {
-        "build_target": len(targets), "sample": len(targets) * len(samplers),
+        "build_target": len(targets), "plot_target": len(targets),
+        "sample": len(targets) * len(samplers),
         "plot_run": len(targets) * len(samplers), "aggregate": 1, "table": 1,
         "plot_summary": 1, "all": 1,
     }
     assert planned_jobs(result.stdout) == (
-        {("build_target", (("target", t),)) for t in targets}
-        | run_jobs(targets, samplers) | SUMMARY_JOBS
+        target_jobs(targets) | run_jobs(targets, samplers) | SUMMARY_JOBS
     )
     assert not (work / "results").exists()
 
@@ -154,13 +159,14 @@ def test_smoke_table_has_one_finite_row_per_run(smoke):
     plots = smoke / "results" / "smoke" / "plots"
     assert (plots / "summary.png").stat().st_size > 0
     assert {p.name for p in (plots / "runs" / "dln_small").iterdir()} == {"hmc.png", "sgld.png"}
+    assert [p.name for p in (plots / "targets").iterdir()] == ["dln_small.png"]
     assert (smoke / "results" / "smoke" / "llc.html").read_text().count("<tr") == len(expected) + 1
 
 
 def test_every_job_has_a_log_and_a_benchmark(smoke):
     logs = list((smoke / "logs" / "smoke").rglob("*.log"))
     benchmarks = list((smoke / "benchmarks" / "smoke").rglob("*.tsv"))
-    assert len(logs) == len(benchmarks) == 8  # build, 2 samples, 2 plots, 3 summary jobs
+    assert len(logs) == len(benchmarks) == 9  # build, its plot, 2 samples, 2 plots, 3 summary jobs
 
 
 def test_sample_logs_show_progress_and_end_with_the_estimate(smoke):
@@ -221,8 +227,7 @@ def test_added_target_runs_alone_and_each_run_keeps_its_declared_precision(smoke
                "data": {"n": 500}, "seed": 3}))
     plan = snakemake(smoke, *smoke_args("-n", "--cores", "2"))
     assert planned_jobs(plan.stdout) == (
-        {("build_target", (("target", "dln_b"),))}
-        | run_jobs(["dln_b"], ["hmc", "sgld"]) | SUMMARY_JOBS
+        target_jobs(["dln_b"]) | run_jobs(["dln_b"], ["hmc", "sgld"]) | SUMMARY_JOBS
     )
     snakemake(smoke, *smoke_args("--cores", "2"), x64="0")
     table = read_table(smoke)
@@ -238,8 +243,7 @@ def test_added_target_runs_alone_and_each_run_keeps_its_declared_precision(smoke
     finally:
         path.write_text(old)
     assert planned_jobs(result.stdout) == (
-        {("build_target", (("target", "dln_b"),))}
-        | run_jobs(["dln_b"], ["hmc", "sgld"]) | SUMMARY_JOBS
+        target_jobs(["dln_b"]) | run_jobs(["dln_b"], ["hmc", "sgld"]) | SUMMARY_JOBS
     )
 
 
@@ -255,7 +259,7 @@ def test_report_contains_the_summary_figure_and_table(smoke):
     report = smoke / "results" / "smoke" / "report.html"
     snakemake(smoke, *smoke_args("--report", report))
     text = report.read_text()
-    assert "summary.png" in text and "llc.html" in text
+    assert "summary.png" in text and "llc.html" in text and "dln_small.png" in text
 
 
 def test_table_and_report_render_in_a_browser(smoke):

@@ -9,7 +9,7 @@ and `build(model, config, where, dtype)` (arrays and the exact λ where known); 
 posterior is proper without the localizer says `PROPER_WITHOUT_LOCALIZER = True` (else the
 config check refuses γ = 0 for it).
 
-`target.npz` holds w*, X, Y; `target.json` records how they were made (resolved config, seed,
+`target.npz` holds w*, X, Y (and what the target plot shows); `target.json` records how they were made (resolved config, seed,
 precision, versions, a content hash) and what is known exactly about them (true λ).
 """
 
@@ -113,7 +113,6 @@ def load_target(directory: str | Path) -> Target:
         raise ArtifactError(f"{directory}: target directory not found (run `lambda-hat build`)")
     record = read_json(directory / TARGET_JSON)
     arrays = read_npz(directory / TARGET_NPZ, required=TARGET_ARRAYS)
-    arrays = {name: arrays[name] for name in TARGET_ARRAYS}
     if hash_arrays(arrays) != record.get("hash"):
         raise ArtifactError(
             f"{directory / TARGET_NPZ}: content hash does not match {TARGET_JSON} "

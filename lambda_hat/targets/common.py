@@ -150,6 +150,10 @@ def train(loss, w0, training: dict):
     return w, history
 
 
+HELDOUT_POINTS = 1000
+"""Fresh inputs on which the target plot compares the student at w* with its teacher."""
+
+
 def teacher_student(config: dict, likelihood: Regression, teacher: Network, make_teacher,
                     where: str, dtype) -> tuple[dict, object, float | None]:
     """(arrays, w_teacher, final training loss): data from the teacher, w* the teacher or
@@ -166,7 +170,7 @@ def teacher_student(config: dict, likelihood: Regression, teacher: Network, make
     X = sample_inputs(key_x, data["x"], network.sizes[0], data["n"], dtype)
     clean = teacher.apply(w_teacher, X)
     Y = clean + sample_noise(key_noise, data["noise"], clean.shape, dtype, X)
-    final_loss = None
+    final_loss, extras = None, {}
     if config["w_star"] == "teacher":
         if teacher != network:
             raise ArtifactError(f"{where}.w_star: 'teacher' needs the teacher's architecture")
@@ -175,5 +179,10 @@ def teacher_student(config: dict, likelihood: Regression, teacher: Network, make
         w_star, history = train(lambda w: likelihood.error(network.apply(w, X), Y),
                                 network.init(key_init, dtype), config["training"])
         final_loss = float(history[-1])
-    arrays = {"w_star": np.asarray(w_star), "X": np.asarray(X), "Y": np.asarray(Y)}
+        extras["training_loss"] = np.asarray(history)
+    heldout = sample_inputs(jax.random.fold_in(key_x, 1), data["x"], network.sizes[0],
+                            min(data["n"], HELDOUT_POINTS), dtype)
+    extras["plot_reference"] = np.asarray(teacher.apply(w_teacher, heldout))
+    extras["plot_prediction"] = np.asarray(network.apply(w_star, heldout))
+    arrays = {"w_star": np.asarray(w_star), "X": np.asarray(X), "Y": np.asarray(Y), **extras}
     return arrays, w_teacher, final_loss

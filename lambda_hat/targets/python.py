@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from .common import Built, squared_error, train
+from .common import HELDOUT_POINTS, Built, squared_error, train
 
 LOSSES = ("mse", "cross_entropy")
 
@@ -179,4 +179,14 @@ def build(model: Model, config: dict, where: str, dtype) -> Built:
                                 config["training"])
         final_loss = float(history[-1])
     arrays = {"w_star": np.asarray(w_star, np.dtype(dtype)), "X": X, "Y": Y}
+    if final_loss is not None:
+        arrays["training_loss"] = np.asarray(history)
+    shown = slice(0, HELDOUT_POINTS)
+    outputs = np.asarray(made["apply"](user.unravel(jnp.asarray(w_star, dtype)),
+                                       data["X"][shown]))
+    if made["loss"] == "cross_entropy":
+        arrays["plot_reference"], arrays["plot_prediction"] = Y[shown], outputs.argmax(-1)
+    else:
+        arrays["plot_reference"] = Y[shown].reshape(len(outputs), -1)
+        arrays["plot_prediction"] = outputs.reshape(len(outputs), -1)
     return Built(arrays, training_final_loss=final_loss)

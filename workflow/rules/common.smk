@@ -181,12 +181,15 @@ def summaries(wildcards):
 
 
 def final_outputs():
-    """The default target (`all`): the table, its HTML view, and every plot."""
+    """The default target (`all`): the table, its HTML view, and every plot (each target's
+    and each run's)."""
     name = EXPERIMENT.name
     return [
         f"results/{name}/llc.parquet",
         f"results/{name}/llc.html",
         f"results/{name}/plots/summary.png",
+        *expand(f"{PLOT_DIR}/targets/{{target}}.png", experiment=name,
+                target=EXPERIMENT.target_names),
         *expand(
             f"{PLOT_DIR}/runs/{{target}}/{{sampler}}.png",
             experiment=name,

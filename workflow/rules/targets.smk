@@ -1,4 +1,5 @@
 # Build each target (model, data, optimum w*) once; every sampler reads the same artifacts.
+# Its plot shows the student at w* against the teacher, and the training curve.
 
 
 rule build_target:
@@ -23,3 +24,24 @@ rule build_target:
         "JAX_ENABLE_X64={params.x64} "
         "lambda-hat --threads {threads} build --config {output.experiment} "
         "--target {wildcards.target} --out $(dirname {output.record}) > {log} 2>&1"
+
+
+rule plot_target:
+    input:
+        arrays=f"{TARGET_DIR}/target.npz",
+        record=f"{TARGET_DIR}/target.json",
+    output:
+        report(
+            f"{PLOT_DIR}/targets/{{target}}.png",
+            caption="../report/target.rst",
+            category="Targets",
+            labels={"target": "{target}"},
+        ),
+    log:
+        "logs/{experiment}/plot_target/{target}.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_target/{target}.tsv"
+    threads: 1
+    shell:
+        "lambda-hat plot-target --target-dir $(dirname {input.record}) --out {output} "
+        "> {log} 2>&1"
