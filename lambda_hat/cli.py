@@ -83,6 +83,13 @@ def _plot_target(args) -> None:
     plot_target(args.target_dir, args.out)
 
 
+def _gallery(args) -> None:
+    from .gallery import write_gallery
+
+    page = write_gallery(args.summaries, args.plots_dir, args.out)
+    log.info("gallery of %d runs -> %s", len(args.summaries), page)
+
+
 def _aggregate(args) -> None:
     from .aggregate import aggregate_runs
 
@@ -114,6 +121,11 @@ COMMANDS = [
      [("--target-dir", "directory written by `build`"), OUT_PNG]),
     ("aggregate", _aggregate, "collect run summaries into Parquet", None,
      [("summaries", "summary.json files"), ("--out", "Parquet file to write")]),
+    ("gallery", _gallery, "copy an experiment's figures and a page of λ̂ into a folder",
+     "Write OUT/index.md (λ̂ and R-hat per sampler) beside copies of the run, target and "
+     "summary figures.",
+     [("summaries", "summary.json files"), ("--plots-dir", "results/<experiment>/plots"),
+      ("--out", "folder to write (docs/assets/<experiment>)")]),
     ("plot-summary", _plot_summary, "λ̂ per sampler and target", None,
      [("--table", "Parquet file from `aggregate`"), OUT_PNG]),
 ]

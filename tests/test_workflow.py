@@ -390,3 +390,23 @@ def test_table_and_figures_without_truth_or_hmc_reference(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     with pytest.raises(Exception, match="unknown table format"):
         aggregate_runs(summaries, tmp_path / "llc.xlsx")
+
+
+def test_gallery_is_opt_in_and_lists_every_sampler(smoke):
+    """`snakemake gallery` copies each run's figure into docs/assets/<experiment>/ and writes
+    a page with one row per sampler, whose λ̂ is the table's; `all` never writes there."""
+    gallery = smoke / "docs" / "assets" / "smoke"
+    assert not gallery.exists()
+    snakemake(smoke, *smoke_args("--cores", "2", "gallery"))
+    page = (gallery / "index.md").read_text()
+    table = read_table(smoke)
+    rows = [line.split(" | ") for line in page.splitlines() if line.startswith("| ")][1:]
+    rows = [row for row in rows if not row[0].startswith("| ---")]
+    assert sorted(row[0].lstrip("| ") for row in rows) == sorted(table["sampler"])
+    for row in rows:
+        sampler = row[0].lstrip("| ")
+        llc = table.loc[table["sampler"] == sampler, "llc_mean"].iloc[0]
+        assert float(row[2].split(" ± ")[0]) == pytest.approx(llc, rel=1e-3)
+        figure = gallery / "runs" / "dln_small" / f"{sampler}.png"
+        assert f"[figure](runs/dln_small/{sampler}.png)" in row[-1] and figure.stat().st_size
+    assert (gallery / "summary.png").is_file() and (gallery / "targets" / "dln_small.png").is_file()

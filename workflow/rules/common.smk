@@ -180,6 +180,11 @@ def summaries(wildcards):
     return run_files("summary.json", wildcards.experiment)
 
 
+def figures(wildcards):
+    """Every figure of the experiment (what the gallery copies)."""
+    return [path for path in final_outputs() if path.endswith(".png")]
+
+
 def final_outputs():
     """The default target (`all`): the table, its HTML view, and every plot (each target's
     and each run's)."""

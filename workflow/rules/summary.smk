@@ -7,6 +7,8 @@ localrules:
     aggregate,
     table,
     plot_summary,
+    gallery,
+    gallery_page,
 
 
 rule aggregate:
@@ -59,3 +61,25 @@ rule plot_summary:
     threads: 1
     shell:
         "lambda-hat plot-summary --table {input} --out {output} > {log} 2>&1"
+
+
+# Opt-in, because it writes into docs/:  snakemake --cores 2 gallery
+rule gallery:
+    input:
+        f"docs/assets/{EXPERIMENT.name}/index.md",
+
+
+rule gallery_page:
+    input:
+        summaries=summaries,
+        figures=figures,
+    output:
+        "docs/assets/{experiment}/index.md",
+    log:
+        "logs/{experiment}/gallery.log",
+    benchmark:
+        "benchmarks/{experiment}/gallery.tsv"
+    threads: 1
+    shell:
+        "lambda-hat gallery {input.summaries} --plots-dir results/{wildcards.experiment}/plots "
+        "--out $(dirname {output}) > {log} 2>&1"
