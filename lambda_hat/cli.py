@@ -77,6 +77,12 @@ def _plot_run(args) -> None:
     plot_run(args.run_dir, args.out)
 
 
+def _export_arviz(args) -> None:
+    from .inference_data import write_trace_nc
+
+    log.info("ArviZ InferenceData -> %s", write_trace_nc(args.run_dir, args.out))
+
+
 def _plot_target(args) -> None:
     from .plots import plot_target
 
@@ -117,6 +123,10 @@ COMMANDS = [
      "Check an experiment file; exit 1 on any problem.", [CONFIG]),
     ("plot-run", _plot_run, "diagnostic plots of one run", None,
      [("--run-dir", "directory written by `sample`"), OUT_PNG]),
+    ("export-arviz", _export_arviz, "one run as ArviZ InferenceData (netCDF)",
+     "Write the run's draws and sample stats as an ArviZ InferenceData netCDF file "
+     "(pip install 'lambda-hat[arviz]').",
+     [("--run-dir", "directory written by `sample`"), ("--out", "netCDF file to write")]),
     ("plot-target", _plot_target, "student against teacher, and the training curve", None,
      [("--target-dir", "directory written by `build`"), OUT_PNG]),
     ("aggregate", _aggregate, "collect run summaries into Parquet", None,

@@ -9,6 +9,7 @@ so a new kind's keys are checked without editing the schema file, which types th
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import math
 import re
@@ -21,7 +22,7 @@ from .errors import ConfigError
 from .samplers import REGISTRY as SAMPLERS
 from .settings import field_names, make, schema_of
 from .sweep import expand_sweeps
-from .targets import COMMON_DEFAULTS, REGISTRY as TARGETS
+from .targets import CHECKPOINT_MARK, COMMON_DEFAULTS, REGISTRY as TARGETS
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -152,6 +153,7 @@ def _semantic_problems(raw: dict) -> list:
         kind = TARGETS[target["model"]["kind"]]
         problems += [(["targets", name, "model", key], message)
                      for key, message in kind.check(make(kind.Model, target["model"]))]
+        problems += _checkpoint_problems(raw, name)
         if "loss" in target and "loss" not in kind.DEFAULTS:
             takers = ", ".join(sorted(other for other, module in TARGETS.items()
                                       if "loss" in module.DEFAULTS))
@@ -159,6 +161,9 @@ def _semantic_problems(raw: dict) -> list:
                              f"has no loss setting (only {takers} take one; a python target's "
                              "function returns its loss)"))
     problems += _improper_posteriors(raw)
+    if (raw.get("exports") or {}).get("arviz") and importlib.util.find_spec("arviz") is None:
+        problems.append((["exports", "arviz"], "the ArviZ export needs the optional extra: "
+                         "pip install 'lambda-hat[arviz]'"))
     for name, given in (raw.get("samplers") or {}).items():
         module = SAMPLERS[given["kind"]]
         settings = make(module.Settings, given)
@@ -177,6 +182,25 @@ def _semantic_problems(raw: dict) -> list:
                                      f"batch {settings.batch_size} > n = {n} of target "
                                      f"{target_name!r} needs replacement: true"))
     return problems
+
+
+def _checkpoint_problems(raw: dict, name: str) -> list:
+    """Checkpoints of a built-in target are training steps of a student it trains (a python
+    target's names are checked against what its function returns, when it is built)."""
+    target = _resolve_target(raw, name)
+    checkpoints = target.get("checkpoints")
+    kind = target["model"]["kind"]
+    if not checkpoints or kind == "python":
+        return []
+    where = ["targets", name, "checkpoints"]
+    if not getattr(TARGETS[kind], "TRAINING_CHECKPOINTS", False):
+        return [(where, f"a {kind} target is not trained, so it has no checkpoints")]
+    if target.get("w_star") != "trained":
+        return [(where, "checkpoints are steps of training: set w_star: trained")]
+    steps = target["training"]["steps"]
+    return [(where, f"{step!r} is not a training step in 0..{steps} (training.steps)")
+            for step in checkpoints
+            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= steps]
 
 
 def _improper_posteriors(raw: dict) -> list:
@@ -248,18 +272,36 @@ class Experiment:
         return cls(read_yaml(path), str(path))
 
     @property
-    def target_names(self) -> list[str]:
+    def arviz_export(self) -> bool:
+        return bool((self.raw.get("exports") or {}).get("arviz", False))
+
+    @property
+    def declared_targets(self) -> list[str]:
+        """The targets the file names (each built, and plotted, once)."""
         return list(self.raw["targets"])
+
+    @property
+    def target_names(self) -> list[str]:
+        """Every target runs are made on: each declared one, then each of its checkpoints
+        as `<name>@<checkpoint>` (its own target, so adding a checkpoint adds only its jobs)."""
+        return [named for name in self.declared_targets
+                for named in [name, *(f"{name}{CHECKPOINT_MARK}{checkpoint}" for checkpoint
+                                     in self.raw["targets"][name].get("checkpoints", []))]]
 
     @property
     def sampler_names(self) -> list[str]:
         return list(self.raw["samplers"])
 
     def target(self, name: str) -> dict:
-        if name not in self.raw["targets"]:
+        if name not in self.target_names:
             raise ConfigError([f"{self.source}: targets.{name}: no such target; "
                                f"known: {', '.join(self.target_names)}"])
-        return _resolve_target(self.raw, name)
+        declared, _, checkpoint = name.partition(CHECKPOINT_MARK)
+        resolved = _resolve_target(self.raw, declared)
+        given = resolved.pop("checkpoints", [])
+        if checkpoint:
+            resolved["checkpoint"] = next(c for c in given if str(c) == checkpoint)
+        return resolved
 
     def sampler(self, name: str):
         """The typed settings (`Settings` of the sampler's module) of one sampler entry."""

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -86,10 +87,12 @@ def job_stats(output: str) -> dict[str, int]:
     return counts
 
 
-def run_jobs(targets, samplers) -> set:
-    """The jobs of these runs: sampling and the run's plot."""
+def run_jobs(targets, samplers, arviz: bool = True) -> set:
+    """The jobs of these runs: sampling, the run's plot and (the smoke experiment) its
+    ArviZ export."""
+    rules = ("sample", "plot_run", *(("export_arviz",) if arviz else ()))
     return {(rule, (("sampler", s), ("target", t)))
-            for t in targets for s in samplers for rule in ("sample", "plot_run")}
+            for t in targets for s in samplers for rule in rules}
 
 
 def target_jobs(targets) -> set:
@@ -118,7 +121,7 @@ def test_dry_run_of_default_experiment_lists_every_job(repo_root, jax_cache_dir,
         "plot_summary": 1, "all": 1,
     }
     assert planned_jobs(result.stdout) == (
-        target_jobs(targets) | run_jobs(targets, samplers) | SUMMARY_JOBS
+        target_jobs(targets) | run_jobs(targets, samplers, arviz=False) | SUMMARY_JOBS
     )
     assert not (work / "results").exists()
 
@@ -166,7 +169,8 @@ def test_smoke_table_has_one_finite_row_per_run(smoke):
 def test_every_job_has_a_log_and_a_benchmark(smoke):
     logs = list((smoke / "logs" / "smoke").rglob("*.log"))
     benchmarks = list((smoke / "benchmarks" / "smoke").rglob("*.tsv"))
-    assert len(logs) == len(benchmarks) == 9  # build, its plot, 2 samples, 2 plots, 3 summary jobs
+    # build, its plot, 2 samples, 2 plots, 2 ArviZ exports, 3 summary jobs
+    assert len(logs) == len(benchmarks) == 11
 
 
 def test_sample_logs_show_progress_and_end_with_the_estimate(smoke):
@@ -400,13 +404,31 @@ def test_gallery_is_opt_in_and_lists_every_sampler(smoke):
     snakemake(smoke, *smoke_args("--cores", "2", "gallery"))
     page = (gallery / "index.md").read_text()
     table = read_table(smoke)
-    rows = [line.split(" | ") for line in page.splitlines() if line.startswith("| ")][1:]
-    rows = [row for row in rows if not row[0].startswith("| ---")]
-    assert sorted(row[0].lstrip("| ") for row in rows) == sorted(table["sampler"])
-    for row in rows:
-        sampler = row[0].lstrip("| ")
-        llc = table.loc[table["sampler"] == sampler, "llc_mean"].iloc[0]
-        assert float(row[2].split(" ± ")[0]) == pytest.approx(llc, rel=1e-3)
-        figure = gallery / "runs" / "dln_small" / f"{sampler}.png"
-        assert f"[figure](runs/dln_small/{sampler}.png)" in row[-1] and figure.stat().st_size
-    assert (gallery / "summary.png").is_file() and (gallery / "targets" / "dln_small.png").is_file()
+    rows, target = [], None
+    for line in page.splitlines():
+        if line.startswith("## Target "):
+            target = line.split("`")[1]
+        elif line.startswith("| ") and not line.startswith(("| sampler", "| ---")):
+            rows.append((target, *line.strip("| ").split(" | ")))
+    assert sorted((row[0], row[1]) for row in rows) == sorted(
+        zip(table["target"], table["sampler"]))
+    for target, sampler, _, estimate, *_, figure in rows:
+        llc = table.loc[(table["sampler"] == sampler) & (table["target"] == target),
+                        "llc_mean"].iloc[0]
+        assert float(estimate.split(" ± ")[0]) == pytest.approx(llc, rel=1e-3)
+        assert figure == f"[figure](runs/{target}/{sampler}.png)"
+        assert (gallery / "runs" / target / f"{sampler}.png").stat().st_size
+        assert (gallery / "targets" / f"{target}.png").is_file()
+    assert (gallery / "summary.png").is_file()
+
+
+def test_arviz_export_of_every_run(smoke):
+    """exports: {arviz: true} gives each run a trace.nc holding its kept L_n draws."""
+    az = pytest.importorskip("arviz")
+    for sampler in ("hmc", "sgld"):
+        run = smoke / "results" / "smoke" / "runs" / "dln_small" / sampler
+        data = az.from_netcdf(run / "trace.nc")
+        with np.load(run / "trace.npz") as trace:
+            kept = trace["loss"][:, int(trace["burn_in"]):]
+        np.testing.assert_array_equal(data.posterior["L_n"].values, kept)
+        assert data.attrs["sampler"] == sampler

@@ -7,7 +7,8 @@ can express, as (key, message) pairs), `likelihood(model, config)` (the loss a p
 uses, given the resolved target entry)
 and `build(model, config, where, dtype)` (arrays and the exact λ where known); a kind whose
 posterior is proper without the localizer says `PROPER_WITHOUT_LOCALIZER = True` (else the
-config check refuses γ = 0 for it).
+config check refuses γ = 0 for it); one whose `build` honours `config["checkpoint"]` (a
+training step: w* is then the student after that many steps) says `TRAINING_CHECKPOINTS = True`.
 
 `target.npz` holds w*, X, Y (and what the target plot shows); `target.json` records how they were made (resolved config, seed,
 precision, versions, a content hash) and what is known exactly about them (true λ).
@@ -40,6 +41,9 @@ COMMON_DEFAULTS = {
     "training": {"optimizer": "adam", "learning_rate": 1.0e-2, "steps": 2000},
 }
 
+CHECKPOINT_MARK = "@"
+"""Between a target's name and a checkpoint's (`mlp@500`): names in a file cannot contain it."""
+
 TARGET_JSON = "target.json"
 TARGET_NPZ = "target.npz"
 TARGET_ARRAYS = ("w_star", "X", "Y")
@@ -63,6 +67,15 @@ class Target:
         return REGISTRY[config["model"]["kind"]].likelihood(model_of(config["model"]), config)
 
 
+def _training_step(config: dict, arrays: dict) -> int | None:
+    """How many training steps made w*: those trained here, or a returned checkpoint's name
+    when it is a step; None when w* was given (a teacher, params)."""
+    if "training_loss" in arrays:
+        return len(arrays["training_loss"])
+    checkpoint = config.get("checkpoint")
+    return checkpoint if isinstance(checkpoint, int) else None
+
+
 def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     """Make (record, arrays) for one resolved target config; pure given the seed."""
     import jax.numpy as jnp
@@ -76,10 +89,14 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     built = kind.build(model, config, f"targets.{name}", dtype)
     likelihood = kind.likelihood(model, config)
     data = likelihood.prepare(built.arrays, dtype)
+    declared, _, _ = name.partition(CHECKPOINT_MARK)
     record = {
         "name": name,
         "experiment": experiment,
         "config": config,
+        "checkpoint": str(config["checkpoint"]) if "checkpoint" in config else None,
+        "checkpoint_of": declared if "checkpoint" in config else None,
+        "training_step": _training_step(config, built.arrays),
         "n": int(len(built.arrays["X"])),
         "d": int(likelihood.num_params),
         "loss_star": float(likelihood.loss(data["w_star"], data)),

@@ -176,9 +176,12 @@ def teacher_student(config: dict, likelihood: Regression, teacher: Network, make
             raise ArtifactError(f"{where}.w_star: 'teacher' needs the teacher's architecture")
         w_star = w_teacher
     else:
+        training = config["training"]
+        if "checkpoint" in config:  # w_t: the same training, stopped after t steps
+            training = {**training, "steps": int(config["checkpoint"])}
         w_star, history = train(lambda w: likelihood.error(network.apply(w, X), Y),
-                                network.init(key_init, dtype), config["training"])
-        final_loss = float(history[-1])
+                                network.init(key_init, dtype), training)
+        final_loss = float(history[-1]) if len(history) else None
         extras["training_loss"] = np.asarray(history)
     heldout = sample_inputs(jax.random.fold_in(key_x, 1), data["x"], network.sizes[0],
                             min(data["n"], HELDOUT_POINTS), dtype)

@@ -31,6 +31,10 @@ DEFAULTS = {
 }
 
 
+TRAINING_CHECKPOINTS = True
+"""`checkpoints:` are steps of the student's training (`teacher_student`)."""
+
+
 def check(model: Model) -> list[tuple[str, str]]:
     if len(model.widths) < 2:
         return [("widths", "a DLN needs [H_0, ..., H_L] with L >= 1")]

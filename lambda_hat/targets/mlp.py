@@ -43,6 +43,10 @@ DEFAULTS = {
 }
 
 
+TRAINING_CHECKPOINTS = True
+"""`checkpoints:` are steps of the student's training (`teacher_student`)."""
+
+
 def check(model: Model) -> list[tuple[str, str]]:
     return []
 

@@ -10,7 +10,10 @@ The file (a path relative to the working directory) defines a function called as
 - `init_params`: the pytree training starts from, when `params` is absent;
 - `x` and `y`: arrays, one row per data point;
 - `loss`: `"mse"` (squared error summed over outputs, averaged over points) or
-  `"cross_entropy"` (integer labels `y`, logit outputs).
+  `"cross_entropy"` (integer labels `y`, logit outputs);
+- `checkpoints` (optional): a mapping from a name to params, the points along training that
+  the target's `checkpoints: [names]` select. Without it, a target trained here takes
+  training steps as its checkpoints.
 
 The function runs again in every sample job (it must be deterministic given the seed and
 cheap: train in lambda-hat, not in it). No exact λ is known; the HMC estimate is the reference.
@@ -162,25 +165,57 @@ def likelihood(model: Model, config: dict) -> UserModel:
                      _digest(entry_file(model)))
 
 
+def _returned_checkpoint(made: dict, name, size: int, where: str):
+    """The flat params of the checkpoint the config names, from the returned mapping."""
+    from jax.flatten_util import ravel_pytree
+
+    from ..errors import ArtifactError
+
+    by_name = {str(key): value for key, value in made["checkpoints"].items()}
+    if str(name) not in by_name:
+        raise ArtifactError(f"{where}.checkpoints: {name!r} is not a checkpoint the function "
+                            f"returns ({', '.join(by_name)})")
+    flat = ravel_pytree(by_name[str(name)])[0]
+    if flat.size != size:
+        raise ArtifactError(f"{where}.checkpoints: checkpoint {name!r} has {flat.size} "
+                            f"parameters, the model {size}")
+    return flat
+
+
 def build(model: Model, config: dict, where: str, dtype) -> Built:
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
+
+    from ..errors import ArtifactError
 
     user = likelihood(model, config)
     made = user.made
     X, Y = np.asarray(made["x"]), np.asarray(made["y"])
     data = user.prepare({"X": X, "Y": Y, "w_star": np.zeros(user.num_params)}, dtype)
     final_loss = None
-    if "params" in made and config["w_star"] != "trained":
+    trained_here = "params" not in made or config["w_star"] == "trained"
+    training = config["training"]
+    if "checkpoint" in config and "checkpoints" in made:
+        w_star = _returned_checkpoint(made, config["checkpoint"], user.num_params, where)
+        trained_here = False
+    elif "checkpoint" in config:
+        if not trained_here or not isinstance(config["checkpoint"], int):
+            raise ArtifactError(
+                f"{where}.checkpoints: {model.entry} returns no `checkpoints` mapping, so a "
+                "checkpoint is a training step of a w* trained here (w_star: trained, or "
+                "no params returned)")
+        training = {**training, "steps": config["checkpoint"]}
+    elif not trained_here:
         w_star = ravel_pytree(made["params"])[0]
-    else:
+    if trained_here:
         start = ravel_pytree(made.get("params", made.get("init_params")))[0]
         w_star, history = train(lambda w: user.loss(w, data), jnp.asarray(start, dtype),
-                                config["training"])
-        final_loss = float(history[-1])
+                                training)
+        final_loss = float(history[-1]) if len(history) else None
+        trained_history = np.asarray(history)
     arrays = {"w_star": np.asarray(w_star, np.dtype(dtype)), "X": X, "Y": Y}
-    if final_loss is not None:
-        arrays["training_loss"] = np.asarray(history)
+    if trained_here:
+        arrays["training_loss"] = trained_history
     shown = slice(0, HELDOUT_POINTS)
     outputs = np.asarray(made["apply"](user.unravel(jnp.asarray(w_star, dtype)),
                                        data["X"][shown]))

@@ -201,4 +201,5 @@ def final_outputs():
             target=EXPERIMENT.target_names,
             sampler=EXPERIMENT.sampler_names,
         ),
+        *(run_files("trace.nc") if EXPERIMENT.arviz_export else []),
     ]

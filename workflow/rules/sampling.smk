@@ -1,4 +1,5 @@
-# One job per (target, sampler): sample, then draw that run's diagnostic plots.
+# One job per (target, sampler): sample, then draw that run's diagnostic plots (and, with
+# exports: {arviz: true}, write its ArviZ InferenceData).
 
 
 rule sample:
@@ -46,3 +47,18 @@ rule plot_run:
     threads: 1
     shell:
         "lambda-hat plot-run --run-dir $(dirname {input.summary}) --out {output} > {log} 2>&1"
+
+
+rule export_arviz:
+    input:
+        trace=f"{RUN_DIR}/trace.npz",
+        summary=f"{RUN_DIR}/summary.json",
+    output:
+        f"{RUN_DIR}/trace.nc",
+    log:
+        "logs/{experiment}/export_arviz/{target}/{sampler}.log",
+    benchmark:
+        "benchmarks/{experiment}/export_arviz/{target}/{sampler}.tsv"
+    threads: 1
+    shell:
+        "lambda-hat export-arviz --run-dir $(dirname {input.summary}) --out {output} > {log} 2>&1"
