@@ -27,13 +27,13 @@ COLUMNS = [
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "wnv", "chains_total", "chains_failed", "draws_per_chain",
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
-    "settings",
+    "checkpoint", "checkpoint_of", "training_step", "settings",
 ]
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
-                "warnings", "sweep_of", "settings"}
+                "warnings", "sweep_of", "checkpoint", "checkpoint_of", "settings"}
 BOOL_COLUMNS = {"flat_region", "markov_chain"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
-               "seed"}
+               "seed", "training_step"}
 
 
 def _finite(value) -> bool:

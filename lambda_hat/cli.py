@@ -89,6 +89,12 @@ def _plot_target(args) -> None:
     plot_target(args.target_dir, args.out)
 
 
+def _plot_checkpoints(args) -> None:
+    from .plots import plot_checkpoints
+
+    plot_checkpoints(args.table, args.targets_dir, args.out)
+
+
 def _gallery(args) -> None:
     from .gallery import write_gallery
 
@@ -131,6 +137,9 @@ COMMANDS = [
      [("--target-dir", "directory written by `build`"), OUT_PNG]),
     ("aggregate", _aggregate, "collect run summaries into Parquet", None,
      [("summaries", "summary.json files"), ("--out", "Parquet file to write")]),
+    ("plot-checkpoints", _plot_checkpoints, "λ̂ along training, per target with checkpoints",
+     None, [("--table", "Parquet file from `aggregate`"),
+            ("--targets-dir", "results/<experiment>/targets (training curves)"), OUT_PNG]),
     ("gallery", _gallery, "copy an experiment's figures and a page of λ̂ into a folder",
      "Write OUT/index.md (λ̂ and R-hat per sampler) beside copies of the run, target and "
      "summary figures.",

@@ -303,6 +303,15 @@ class Experiment:
             resolved["checkpoint"] = next(c for c in given if str(c) == checkpoint)
         return resolved
 
+    def entry(self, name: str) -> dict:
+        """{declared name: resolved entry} that makes target `name` alone in an experiment
+        file (a checkpoint's: its declared target with only that checkpoint)."""
+        declared, _, checkpoint = name.partition(CHECKPOINT_MARK)
+        resolved = self.target(name)
+        if checkpoint:
+            resolved["checkpoints"] = [resolved.pop("checkpoint")]
+        return {declared: resolved}
+
     def sampler(self, name: str):
         """The typed settings (`Settings` of the sampler's module) of one sampler entry."""
         if name not in self._samplers:

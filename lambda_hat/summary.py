@@ -60,6 +60,12 @@ class RunSummary(Estimate):
     warnings: tuple[str, ...]
     status: Status
     versions: dict
+    checkpoint: str | None = None
+    """The point along training the target is (`<target>@<checkpoint>`), else None."""
+    checkpoint_of: str | None = None
+    """The declared target a checkpoint belongs to."""
+    training_step: int | None = None
+    """Training steps that made w* (None: w* was given)."""
     version: int = VERSION
 
     def to_dict(self) -> dict:
@@ -76,16 +82,19 @@ def write_summary(path, summary: RunSummary) -> None:
 
 
 FIELDS = {item.name for item in dataclasses.fields(RunSummary)}
+REQUIRED = {item.name for item in dataclasses.fields(RunSummary)
+            if item.default is dataclasses.MISSING}
+"""Fields added since version 2 have defaults, so summaries written before them still read."""
 
 
 def summary_from_dict(record: dict, where: str = "<summary>") -> RunSummary:
     if record.get("version") != VERSION:
         raise ArtifactError(f"{where}: not a run summary of version {VERSION} (found "
                             f"{record.get('version')!r}); rerun the sample job")
-    missing = sorted(FIELDS - set(record))
+    missing = sorted(REQUIRED - set(record))
     if missing:
         raise ArtifactError(f"{where}: not a run summary (missing {', '.join(missing)})")
-    return RunSummary(**{**{k: record[k] for k in FIELDS},
+    return RunSummary(**{**{k: record[k] for k in FIELDS & set(record)},
                          "warnings": tuple(record["warnings"])})
 
 

@@ -33,10 +33,10 @@ REQUIRED_COLUMNS = [
 
 
 def copy_repo(repo_root: Path, destination: Path, jax_cache_dir: Path) -> Path:
-    """workflow/, config/ (and profiles/) into a fresh directory; the schema symlink is
+    """workflow/, config/, profiles/ and examples/ into a fresh directory; the schema symlink is
     copied as a file. The package itself is installed, so the CLI is on PATH."""
     destination.mkdir(parents=True, exist_ok=True)
-    for name in ("workflow", "config", "profiles"):
+    for name in ("workflow", "config", "profiles", "examples"):
         if (repo_root / name).is_dir():
             shutil.copytree(repo_root / name, destination / name)
     (destination / ".jax_cache").symlink_to(jax_cache_dir, target_is_directory=True)
@@ -432,3 +432,47 @@ def test_arviz_export_of_every_run(smoke):
             kept = trace["loss"][:, int(trace["burn_in"]):]
         np.testing.assert_array_equal(data.posterior["L_n"].values, kept)
         assert data.attrs["sampler"] == sampler
+
+
+@pytest.fixture(scope="module")
+def digits(repo_root, jax_cache_dir, tmp_path_factory):
+    """The digits example (a python target on real data, with checkpoints) end to end."""
+    pytest.importorskip("sklearn")
+    work = copy_repo(repo_root, tmp_path_factory.mktemp("digits") / "repo", jax_cache_dir)
+    started = time.monotonic()
+    snakemake(work, "--cores", "2", "--configfile", "config/digits.yaml")
+    print(f"\ndigits example: {time.monotonic() - started:.1f} s with --cores 2")
+    return work
+
+
+def test_digits_example_estimates_along_training(digits):
+    """One run per checkpoint with its training step; L_n falls along training; λ̂ at w* is
+    positive with an MCSE; the report carries the trajectory plot."""
+    import pandas as pd
+
+    table = pd.read_parquet(digits / "results" / "digits" / "llc.parquet")
+    assert table["target"].tolist() == ["digits", "digits@30", "digits@100", "digits@400"]
+    assert table["checkpoint"].tolist()[1:] == ["30", "100", "400"]
+    assert table["checkpoint_of"].tolist()[1:] == ["digits"] * 3
+    assert table["training_step"].tolist() == [1500, 30, 100, 400]
+    assert table["d"].tolist() == [64 * 16 + 16 + 16 * 10 + 10] * 4 and set(table["n"]) == {1797}
+    by_step = table.sort_values("training_step")
+    assert by_step["loss_star"].is_monotonic_decreasing
+    final = table.iloc[0]
+    assert final["llc_mean"] > 0 and 0 < final["llc_mcse"] < 0.1 * final["llc_mean"]
+    report = digits / "results" / "digits" / "report.html"
+    snakemake(digits, "--report", report, "--configfile", "config/digits.yaml")
+    assert "checkpoints.png" in report.read_text()
+
+
+def test_adding_a_checkpoint_runs_only_its_jobs(digits):
+    path = digits / "config" / "digits.yaml"
+    old = edit_config(path, lambda c: c["targets"]["digits"]["checkpoints"].append(200))
+    try:
+        result = snakemake(digits, "-n", "--cores", "2", "--configfile", "config/digits.yaml")
+    finally:
+        path.write_text(old)
+    assert planned_jobs(result.stdout) == (
+        {("build_target", (("target", "digits@200"),))}
+        | run_jobs(["digits@200"], ["sgld"], arviz=False)
+        | SUMMARY_JOBS | {("plot_checkpoints", ())})

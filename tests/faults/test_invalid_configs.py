@@ -109,6 +109,21 @@ CASES = {
     "misspelt data option": (
         edited(("targets", "dln", "data", "x"), {"kind": "mixture", "componets": 3}),
         "targets.dln.data.x: unknown key(s) 'componets'"),
+    "checkpoints of a target that is not trained": (
+        edited(("targets", "dln", "checkpoints"), [10]),
+        "targets.dln.checkpoints: checkpoints are steps of training: set w_star: trained"),
+    "checkpoint beyond the training": (
+        {**VALID, "targets": {"m": {"model": {"kind": "mlp", "in_dim": 2, "widths": [4],
+                                              "out_dim": 1},
+                                    "training": {"steps": 100}, "checkpoints": [50, 200]}}},
+        "targets.m.checkpoints: 200 is not a training step in 0..100 (training.steps)"),
+    "checkpoints of a quadratic": (
+        {**VALID, "targets": {"q": {"model": {"kind": "quadratic", "d": 2},
+                                    "checkpoints": [1]}}},
+        "targets.q.checkpoints: a quadratic target is not trained, so it has no checkpoints"),
+    "a checkpoint listed twice": (
+        edited(("targets", "dln", "checkpoints"), [10, 10]),
+        "targets.dln.checkpoints: [10, 10] has non-unique elements"),
     "boolean as a number": (
         edited(("samplers", "hmc", "draws"), True), "samplers.hmc.draws: True is not of type 'integer'"),
 }

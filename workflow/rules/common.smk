@@ -85,7 +85,7 @@ def flatten(tree, prefix):
 
 
 def target_part(wildcards):
-    return {wildcards.target: EXPERIMENT.target(wildcards.target)}
+    return EXPERIMENT.entry(wildcards.target)
 
 
 def sampler_part(wildcards):
@@ -180,6 +180,16 @@ def summaries(wildcards):
     return run_files("summary.json", wildcards.experiment)
 
 
+def has_checkpoints():
+    return EXPERIMENT.target_names != EXPERIMENT.declared_targets
+
+
+def declared_target_arrays(wildcards):
+    """Each declared target's arrays (their training curves)."""
+    return expand(f"{TARGET_DIR}/target.npz", experiment=wildcards.experiment,
+                  target=EXPERIMENT.declared_targets)
+
+
 def figures(wildcards):
     """Every figure of the experiment (what the gallery copies)."""
     return [path for path in final_outputs() if path.endswith(".png")]
@@ -194,7 +204,8 @@ def final_outputs():
         f"results/{name}/llc.html",
         f"results/{name}/plots/summary.png",
         *expand(f"{PLOT_DIR}/targets/{{target}}.png", experiment=name,
-                target=EXPERIMENT.target_names),
+                target=EXPERIMENT.declared_targets),
+        *([f"results/{name}/plots/checkpoints.png"] if has_checkpoints() else []),
         *expand(
             f"{PLOT_DIR}/runs/{{target}}/{{sampler}}.png",
             experiment=name,

@@ -7,6 +7,7 @@ localrules:
     aggregate,
     table,
     plot_summary,
+    plot_checkpoints,
     gallery,
     gallery_page,
 
@@ -62,6 +63,26 @@ rule plot_summary:
     shell:
         "lambda-hat plot-summary --table {input} --out {output} > {log} 2>&1"
 
+
+rule plot_checkpoints:
+    input:
+        table="results/{experiment}/llc.parquet",
+        arrays=declared_target_arrays,
+    output:
+        report(
+            f"{PLOT_DIR}/checkpoints.png",
+            caption="../report/checkpoints.rst",
+            category="Summary",
+            labels={"figure": "λ̂ along training"},
+        ),
+    log:
+        "logs/{experiment}/plot_checkpoints.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_checkpoints.tsv"
+    threads: 1
+    shell:
+        "lambda-hat plot-checkpoints --table {input.table} "
+        "--targets-dir results/{wildcards.experiment}/targets --out {output} > {log} 2>&1"
 
 # Opt-in, because it writes into docs/:  snakemake --cores 2 gallery
 rule gallery:
