@@ -135,7 +135,7 @@ def bench_target(n: int, dtype: str) -> Target:
 def run_sampler(target: Target, kind: str, dtype: str, settings: dict):
     module = REGISTRY[kind]
     resolved = make(module.Settings, {"kind": kind, "dtype": dtype, **settings})
-    posterior, data, _ = make_posterior(target, resolved.beta, resolved.gamma, dtype)
+    posterior, data, _, _ = make_posterior(target, resolved.beta, resolved.gamma, dtype)
     return run(module, resolved, posterior, data)
 
 

@@ -37,7 +37,7 @@ def setup(target_dir: str, dtype: str):
     from lambda_hat.samplers import vi
     from lambda_hat.targets import load_target
 
-    posterior, data, loss_star = make_posterior(load_target(target_dir), "auto", 1.0, dtype)
+    posterior, data, loss_star, _ = make_posterior(load_target(target_dir), "auto", 1.0, dtype)
     T, log_det = vi.whitening(posterior.bind(data), vi.Settings(), jax.random.key(1))
     hessian = jax.hessian(lambda w: posterior.loss(w, data))(data["w_star"])
     precision = posterior.nbeta * np.maximum(np.linalg.eigvalsh(np.asarray(hessian, np.float64)),

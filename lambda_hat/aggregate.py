@@ -27,10 +27,11 @@ COLUMNS = [
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "wnv", "chains_total", "chains_failed", "draws_per_chain",
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
-    "checkpoint", "checkpoint_of", "training_step", "settings",
+    "checkpoint", "checkpoint_of", "training_step", "restricted_to", "settings",
 ]
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
-                "warnings", "sweep_of", "checkpoint", "checkpoint_of", "settings"}
+                "warnings", "sweep_of", "checkpoint", "checkpoint_of", "restricted_to",
+                "settings"}
 BOOL_COLUMNS = {"flat_region", "markov_chain"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
                "seed", "training_step"}
@@ -45,6 +46,8 @@ def _row(summary: RunSummary) -> dict:
     row["warnings"] = "; ".join(summary.warnings)
     row["settings"] = json.dumps(summary.settings, sort_keys=True)
     row["sweep_of"] = summary.settings.get("sweep_of")
+    if summary.restricted_to is not None:
+        row["restricted_to"] = ", ".join(summary.restricted_to)
     if summary.llc_mcse is not None:
         # work-normalized variance: the estimate's variance times its cost, in full-gradient
         # equivalents (lower is better; comparable across samplers and run lengths)

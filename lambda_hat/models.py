@@ -57,6 +57,19 @@ class Network:
     def num_params(self) -> int:
         return sum(i * o + (o if self.bias else 0) for i, o in self.layer_shapes)
 
+    def parameter_groups(self) -> list:
+        """Each layer's weight and bias as a slice of the flat vector (`lambda_hat.restrict`)."""
+        from .restrict import Group
+
+        groups, offset = [], 0
+        for layer, (fan_in, fan_out) in enumerate(self.layer_shapes):
+            groups.append(Group(f"{layer}/weight", offset, offset + fan_in * fan_out, layer))
+            offset += fan_in * fan_out
+            if self.bias:
+                groups.append(Group(f"{layer}/bias", offset, offset + fan_out, layer))
+                offset += fan_out
+        return groups
+
     def layers(self, w):
         """Split the flat vector into [(W, b or None), ...] with W of shape (fan_in, fan_out)."""
         out, offset = [], 0

@@ -112,16 +112,23 @@ class Bound:
         return (-logdensity - self.localizer(w)) / self.nbeta
 
 
-def make_posterior(target, beta, gamma: float, dtype: str):
-    """(posterior, data, loss_star) with every array in the sampler's precision."""
+def make_posterior(target, beta, gamma: float, dtype: str, restrict=None,
+                   where: str = "restrict"):
+    """(posterior, data, loss_star, restricted paths) with every array in the sampler's
+    precision; with `restrict`, the posterior of those parameter groups alone (the rest at
+    w*; `lambda_hat.restrict`), else paths None."""
     import jax
     import jax.numpy as jnp
 
-    likelihood = target.likelihood
+    likelihood, paths = target.likelihood, None
+    if restrict:
+        from .restrict import restricted
+
+        likelihood, paths = restricted(likelihood, restrict, where)
     n = int(target.record["n"])
     jdtype = jnp.float64 if dtype == "float64" else jnp.float32
     data = likelihood.prepare(target.arrays, jdtype)
     posterior = Posterior(likelihood=likelihood, n=n, beta=resolve_beta(beta, n),
                           gamma=float(gamma), dtype=dtype)
     loss_star = jax.jit(posterior.loss)(data["w_star"], data)
-    return posterior, data, loss_star
+    return posterior, data, loss_star, paths

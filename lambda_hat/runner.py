@@ -54,8 +54,9 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
     module = REGISTRY[settings.kind]
     check_precision(settings.dtype, f"sampler {sampler_name!r} (kind {settings.kind})")
     started = time.perf_counter()
-    posterior, data, loss_star = make_posterior(target, settings.beta, settings.gamma,
-                                                settings.dtype)
+    posterior, data, loss_star, restricted_to = make_posterior(
+        target, settings.beta, settings.gamma, settings.dtype, settings.restrict,
+        f"{experiment.source}: samplers.{sampler_name}.restrict")
     output = run(module, settings, posterior, data)
     loss_star = float(loss_star)
     estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
@@ -69,7 +70,9 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
     stats = module.summarize(settings, output)
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
                 + module.warnings(stats))
-    true_llc = target.record["true_llc"]
+    # The target's exact λ is the whole network's, not a restricted part's.
+    exact = restricted_to is None
+    true_llc = target.record["true_llc"] if exact else None
     ess = estimate.ess
     summary = RunSummary(
         **vars(estimate),
@@ -90,10 +93,11 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
         nbeta=posterior.nbeta,
         loss_star=loss_star,
         true_llc=true_llc,
-        multiplicity=target.record.get("multiplicity"),
+        multiplicity=target.record.get("multiplicity") if exact else None,
         checkpoint=target.record.get("checkpoint"),
         checkpoint_of=target.record.get("checkpoint_of"),
         training_step=target.record.get("training_step"),
+        restricted_to=None if restricted_to is None else tuple(restricted_to),
         target_hash=target.record["hash"],
         rel_error=(estimate.llc_mean - true_llc) / true_llc if true_llc else None,
         fraction_below_loss_star=below,

@@ -66,6 +66,9 @@ class RunSummary(Estimate):
     """The declared target a checkpoint belongs to."""
     training_step: int | None = None
     """Training steps that made w* (None: w* was given)."""
+    restricted_to: tuple[str, ...] | None = None
+    """The parameter groups sampled (the restricted LLC; `settings.restrict` chose them);
+    None: every parameter. `d` counts the sampled parameters."""
     version: int = VERSION
 
     def to_dict(self) -> dict:
@@ -94,8 +97,10 @@ def summary_from_dict(record: dict, where: str = "<summary>") -> RunSummary:
     missing = sorted(REQUIRED - set(record))
     if missing:
         raise ArtifactError(f"{where}: not a run summary (missing {', '.join(missing)})")
+    restricted = record.get("restricted_to")
     return RunSummary(**{**{k: record[k] for k in FIELDS & set(record)},
-                         "warnings": tuple(record["warnings"])})
+                         "warnings": tuple(record["warnings"]),
+                         "restricted_to": None if restricted is None else tuple(restricted)})
 
 
 def read_summary(path) -> RunSummary:

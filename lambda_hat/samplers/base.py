@@ -35,6 +35,9 @@ class SamplerSettings:
     dtype: Precision = "float64"
     beta: float | AUTO = bounded("auto", exclusiveMinimum=0)
     gamma: float = bounded(1.0, minimum=0)
+    restrict: tuple[int | str, ...] | None = bounded(None, minItems=1)
+    """Parameter groups to sample, by layer index or path glob (the rest stay at w*):
+    the restricted LLC (`lambda_hat.restrict`). None: every parameter."""
     sweep_of: str | None = None
     """The sampler entry a calibration grid point came from (lambda_hat.sweep)."""
 

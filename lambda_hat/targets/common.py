@@ -69,6 +69,9 @@ class Regression:
     def num_params(self) -> int:
         return self.network.num_params
 
+    def parameter_groups(self) -> list:
+        return self.network.parameter_groups()
+
     def batch_loss(self, w, data, index):
         return self.error(self.network.apply(w, data["X"][index]), data["Y"][index])
 

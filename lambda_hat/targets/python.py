@@ -132,6 +132,28 @@ class UserModel:
         made = self.made
         return int(ravel_pytree(made.get("params", made.get("init_params")))[0].size)
 
+    def parameter_groups(self) -> list:
+        """Each leaf of the params pytree, by its path (`params/Dense_0/kernel`), in the
+        order `ravel_pytree` lays them out; the layer is the first path entry when that is
+        a list index (params given as a list of layers)."""
+        import jax
+
+        from ..restrict import Group
+
+        made = self.made
+        leaves = jax.tree_util.tree_flatten_with_path(made.get("params",
+                                                               made.get("init_params")))[0]
+        groups, offset = [], 0
+        for path, leaf in leaves:
+            names = [str(getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))))
+                     for key in path]
+            first = path[0] if path else None
+            layer = first.idx if isinstance(first, jax.tree_util.SequenceKey) else None
+            size = int(np.size(leaf))
+            groups.append(Group("/".join(names), offset, offset + size, layer))
+            offset += size
+        return groups
+
     loss_eval_cost = 0.5
 
     def _loss(self, w, X, Y):
