@@ -476,3 +476,18 @@ def test_adding_a_checkpoint_runs_only_its_jobs(digits):
         {("build_target", (("target", "digits@200"),))}
         | run_jobs(["digits@200"], ["sgld"], arviz=False)
         | SUMMARY_JOBS | {("plot_checkpoints", ())})
+
+
+def test_editing_a_python_target_file_reruns_its_builds_and_runs(digits):
+    """The model file is an input of every build of its target (checkpoints included)."""
+    path = digits / "examples" / "digits.py"
+    old = path.read_text()
+    path.write_text(old + "\n# edited\n")
+    try:
+        result = snakemake(digits, "-n", "--cores", "2", "--configfile", "config/digits.yaml")
+    finally:
+        path.write_text(old)
+    targets = ["digits", "digits@30", "digits@100", "digits@400"]
+    assert planned_jobs(result.stdout) == (
+        target_jobs(["digits"]) | {("build_target", (("target", t),)) for t in targets}
+        | run_jobs(targets, ["sgld"], arviz=False) | SUMMARY_JOBS | {("plot_checkpoints", ())})

@@ -16,6 +16,7 @@ precision, versions, a content hash) and what is known exactly about them (true 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,14 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     built = kind.build(model, config, f"targets.{name}", dtype)
     likelihood = kind.likelihood(model, config)
     data = likelihood.prepare(built.arrays, dtype)
+    loss_star = float(likelihood.loss(data["w_star"], data))
+    if not math.isfinite(loss_star):
+        from ..errors import ArtifactError
+
+        sources = getattr(kind, "sources", None)
+        origin = f" (the model of {', '.join(map(str, sources(model)))})" if sources else ""
+        raise ArtifactError(f"targets.{name}: L_n(w*) is {loss_star}{origin}: the loss at "
+                            "the optimum must be finite (check the data and the outputs)")
     declared, _, _ = name.partition(CHECKPOINT_MARK)
     record = {
         "name": name,
@@ -99,7 +108,7 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
         "training_step": _training_step(config, built.arrays),
         "n": int(len(built.arrays["X"])),
         "d": int(likelihood.num_params),
-        "loss_star": float(likelihood.loss(data["w_star"], data)),
+        "loss_star": loss_star,
         "true_llc": built.true_llc,
         "multiplicity": built.multiplicity,
         "seed": int(config["seed"]),

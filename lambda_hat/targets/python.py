@@ -75,10 +75,13 @@ def _load(entry: str, digest: str):
     path, _, function = entry.rpartition(":")
     spec = importlib.util.spec_from_file_location(f"lambda_hat_user_{digest[:16]}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, function, None)):
-        from ..errors import ArtifactError
+    from ..errors import ArtifactError
 
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ArtifactError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(module, function, None)):
         raise ArtifactError(f"{path}: defines no function {function!r}")
     return getattr(module, function)
 
@@ -89,9 +92,20 @@ def _digest(path: Path) -> str:
 
 @lru_cache(maxsize=8)
 def _made(entry: str, digest: str, options: str, seed: int) -> dict:
+    """The function's checked return value: every problem is one line naming the entry."""
+    from collections.abc import Mapping
+
     from ..errors import ArtifactError
 
-    made = dict(_load(entry, digest)(seed=seed, **json.loads(options)))
+    function = _load(entry, digest)
+    try:
+        made = function(seed=seed, **json.loads(options))
+    except Exception as exc:
+        raise ArtifactError(f"{entry} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(made, Mapping):
+        raise ArtifactError(f"{entry} returned a {type(made).__name__}, not a mapping with "
+                            "apply, params (or init_params), x, y")
+    made = dict(made)
     missing = [key for key in ("apply", "x", "y") if key not in made]
     if "params" not in made and "init_params" not in made:
         missing.append("params or init_params")
@@ -100,7 +114,42 @@ def _made(entry: str, digest: str, options: str, seed: int) -> dict:
     made.setdefault("loss", "mse")
     if made["loss"] not in LOSSES:
         raise ArtifactError(f"{entry}: loss {made['loss']!r} is not one of {', '.join(LOSSES)}")
+    _check_shapes(made, entry)
     return made
+
+
+def _check_shapes(made: dict, entry: str) -> None:
+    """x, y and apply's outputs agree (abstractly: no computation), and labels are classes."""
+    import jax
+
+    from ..errors import ArtifactError
+
+    x, y = np.asarray(made["x"]), np.asarray(made["y"])
+    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+        raise ArtifactError(f"{entry}: x has shape {x.shape} and y {y.shape}: they need one "
+                            "row per data point")
+    params = made.get("params", made.get("init_params"))
+    try:
+        outputs = jax.eval_shape(made["apply"], params, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    except Exception as exc:
+        raise ArtifactError(f"{entry}: apply(params, x) raised {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    if not hasattr(outputs, "shape") or outputs.shape[:1] != (len(x),):
+        raise ArtifactError(f"{entry}: apply(params, x) returned "
+                            f"{getattr(outputs, 'shape', type(outputs).__name__)}, not one row "
+                            f"per point of x ({len(x)})")
+    if made["loss"] == "mse":
+        if int(np.prod(outputs.shape)) != y.size:
+            raise ArtifactError(f"{entry}: apply(params, x) has shape {outputs.shape}, y "
+                                f"{y.shape}: mse needs one output per target value")
+        return
+    if len(outputs.shape) != 2 or y.ndim != 1:
+        raise ArtifactError(f"{entry}: cross_entropy needs logits (n, classes) and labels "
+                            f"(n,); got {outputs.shape} and {y.shape}")
+    classes = outputs.shape[1]
+    if not np.all(np.mod(y, 1) == 0) or y.min() < 0 or y.max() >= classes:
+        raise ArtifactError(f"{entry}: labels y must be integers in 0..{classes - 1} (the "
+                            f"logits' classes); found {y.min()}..{y.max()}")
 
 
 @dataclass(frozen=True)
@@ -211,7 +260,10 @@ def build(model: Model, config: dict, where: str, dtype) -> Built:
     from ..errors import ArtifactError
 
     user = likelihood(model, config)
-    made = user.made
+    try:
+        made = user.made
+    except ArtifactError as exc:
+        raise ArtifactError(f"{where}.model.entry: {exc}") from None
     X, Y = np.asarray(made["x"]), np.asarray(made["y"])
     data = user.prepare({"X": X, "Y": Y, "w_star": np.zeros(user.num_params)}, dtype)
     final_loss = None
