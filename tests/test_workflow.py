@@ -153,6 +153,10 @@ def test_smoke_table_has_one_finite_row_per_run(smoke):
     assert set(zip(table["target"], table["sampler"])) == expected
     assert len(table) == len(expected)
     assert all(math.isfinite(value) for value in table["llc_mean"])
+    for column in ("wnv", "ess_per_grad_eval", "ess_per_second"):  # docs/workflow.md#files
+        assert all(math.isfinite(value) and value > 0 for value in table[column]), column
+    assert (table["wnv"] == table["llc_mcse"] ** 2 * table["grad_evals"]).all()
+    assert (table["ess_per_grad_eval"] == table["ess"] / table["grad_evals"]).all()
     for name, target in config["targets"].items():
         rows = table[table["target"] == name]
         exact = dln_learning_coefficient(target["model"]["widths"], target["model"]["rank"])
