@@ -27,11 +27,12 @@ COLUMNS = [
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "wnv", "chains_total", "chains_failed", "draws_per_chain",
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
-    "checkpoint", "checkpoint_of", "training_step", "restricted_to", "settings",
+    "checkpoint", "checkpoint_of", "training_step", "restricted_to", "grid_of", "settings",
 ]
+"""Then one column per grid key of the runs (`target.data.n`, `sampler.step_size`, ...)."""
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
                 "warnings", "sweep_of", "checkpoint", "checkpoint_of", "restricted_to",
-                "settings"}
+                "grid_of", "settings"}
 BOOL_COLUMNS = {"flat_region", "markov_chain"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
                "seed", "training_step"}
@@ -48,6 +49,8 @@ def _row(summary: RunSummary) -> dict:
     row["sweep_of"] = summary.settings.get("sweep_of")
     if summary.restricted_to is not None:
         row["restricted_to"] = ", ".join(summary.restricted_to)
+    for key, value in (summary.grid_point or {}).items():
+        row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
     if summary.llc_mcse is not None:
         # work-normalized variance: the estimate's variance times its cost, in full-gradient
         # equivalents (lower is better; comparable across samplers and run lengths)
@@ -102,11 +105,27 @@ def collect(summary_paths) -> list[dict]:
     return rows
 
 
+def grid_columns(rows: list[dict]) -> list[str]:
+    """The grid keys of these rows, targets' first, each in the order first seen."""
+    keys = dict.fromkeys(key for row in rows for key in row if key not in COLUMNS)
+    return sorted(keys, key=lambda key: not key.startswith("target."))
+
+
+def _numeric(values) -> bool:
+    return all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+               for value in values)
+
+
 def to_frame(rows: list[dict]):
     """A typed DataFrame: unknown numbers are nulls, never the text 'None'."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    grid = grid_columns(rows)
+    frame = pd.DataFrame(rows, columns=COLUMNS + grid)
+    for column in grid:
+        values = [row.get(column) for row in rows]
+        frame[column] = (pd.to_numeric(frame[column]).astype("Float64") if _numeric(values)
+                         else frame[column].astype("string"))
     for column in COLUMNS:
         if column in TEXT_COLUMNS:
             frame[column] = frame[column].astype("string")

@@ -21,11 +21,10 @@ import yaml
 from .errors import ConfigError
 from .samplers import REGISTRY as SAMPLERS
 from .settings import field_names, make, schema_of
-from .sweep import expand_sweeps
+from .grid import NAME_PATTERN, expand_grids
 from .targets import CHECKPOINT_MARK, COMMON_DEFAULTS, REGISTRY as TARGETS
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 POSTERIOR_DEFAULTS = {"beta": "auto", "gamma": 1.0}
 
@@ -232,14 +231,17 @@ def _lines(problems, source: str) -> list[str]:
 def check_experiment(raw: dict, source: str) -> list[str]:
     """Every problem in an experiment, one line each, naming the file and the key path.
 
-    Calibration sweeps are expanded first, so each grid point is checked as a sampler. Type
-    problems of every entry are reported together; the checks between values (a rank above
-    a width, a batch above n) run once the types are right."""
+    Grids (and calibration sweeps) are expanded first, so each grid point is checked as an
+    entry of its own. Type problems of every entry are reported together; the checks between
+    values (a rank above a width, a batch above n) run once the types are right."""
     problems = _validate(raw, load_schema(), [])
     try:
-        raw = expand_sweeps(raw, source)
+        expanded = expand_grids(raw, source)
     except ConfigError as exc:
         return _lines(problems, source) + exc.problems
+    if expanded is not raw and not problems:
+        problems = _validate(expanded, load_schema(), [])
+    raw = expanded
     problems += _entry_problems(raw)
     if problems:
         return _lines(problems, source)
@@ -259,7 +261,7 @@ class Experiment:
         problems = check_experiment(raw, source)
         if problems:
             raise ConfigError(problems)
-        self.raw = expand_sweeps(raw, source)
+        self.raw = expand_grids(raw, source)
         self.source = source
         self.name = raw.get("experiment", "default")
         self.posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}

@@ -45,6 +45,13 @@ def run_status(estimate, warnings) -> str:
     return "warning" if warnings else "ok"
 
 
+def grid_point(target_point: dict | None, sampler_point: dict | None) -> dict | None:
+    """The run's grid values, keyed `target.<key>` and `sampler.<key>`."""
+    values = {**{f"target.{key}": value for key, value in (target_point or {}).items()},
+              **{f"sampler.{key}": value for key, value in (sampler_point or {}).items()}}
+    return values or None
+
+
 def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]:
     """(summary, traces) for one sampler of an experiment on one loaded target."""
     from .posterior import make_posterior
@@ -98,6 +105,8 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
         checkpoint_of=target.record.get("checkpoint_of"),
         training_step=target.record.get("training_step"),
         restricted_to=None if restricted_to is None else tuple(restricted_to),
+        grid_of=target.record["config"].get("grid_of"),
+        grid_point=grid_point(target.record["config"].get("grid_point"), settings.grid_point),
         target_hash=target.record["hash"],
         rel_error=(estimate.llc_mean - true_llc) / true_llc if true_llc else None,
         fraction_below_loss_star=below,

@@ -66,6 +66,11 @@ class RunSummary(Estimate):
     """The declared target a checkpoint belongs to."""
     training_step: int | None = None
     """Training steps that made w* (None: w* was given)."""
+    grid_of: str | None = None
+    """The declared target a grid point of targets came from (samplers: `settings.sweep_of`)."""
+    grid_point: dict | None = None
+    """The values grids set for this run: `target.<key>` and `sampler.<key>` (`replicate`
+    included); None outside grids. `llc.parquet` has a column per key."""
     restricted_to: tuple[str, ...] | None = None
     """The parameter groups sampled (the restricted LLC; `settings.restrict` chose them);
     None: every parameter. `d` counts the sampled parameters."""

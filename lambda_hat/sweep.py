@@ -7,9 +7,9 @@ A sampler entry may carry a `sweep` section mapping setting names to lists of va
         kind: sgld
         sweep: {step_size_scale: [0.05, 0.1, 0.2, 0.5, 1.0], gamma: [1.0, 10.0]}
 
-`expand_sweeps` replaces it by one sampler per grid point, named `sgld.step_size_scale-0.05`
-(`.gamma-1.0` appended for a second axis; names stay valid path components), each with the
-concrete values and `sweep_of: sgld`. Step size (ε, or τ for `auto`), γ and β (so nβ) are the
+It is a grid (`lambda_hat.grid`) of positive numbers: one sampler per grid point, named
+`sgld.step_size_scale-0.05` (`.gamma-1.0` appended for a second axis), each with the concrete
+values and `sweep_of: sgld`. Step size (ε, or τ for `auto`), γ and β (so nβ) are the
 usual axes (science.md: sweep ε × nβ and pick a flat region). Pure and JAX-free: the
 configuration layer calls it before checking an experiment.
 
@@ -21,73 +21,18 @@ agree: too small a step has not mixed (λ̂ drifts up with ε), too large a step
 
 from __future__ import annotations
 
-import copy
 import math
-import re
-from itertools import product
 
-from .errors import ConfigError
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 STEP_KEYS = ("step_size", "step_size_scale")
 """Axes along which a plateau is sought, in order of preference."""
 POSTERIOR_KEYS = ("beta", "gamma")
 
 
-def _format(value) -> str:
-    text = repr(value) if isinstance(value, float) else str(value)
-    return text.replace("+", "")
-
-
 def expand_sweeps(raw: dict, source: str = "<experiment>") -> dict:
-    """A copy of `raw` with every `samplers.<name>.sweep` expanded into grid points."""
-    samplers = raw.get("samplers")
-    if not isinstance(samplers, dict) or not any(
-            isinstance(s, dict) and "sweep" in s for s in samplers.values()):
-        return raw
-    problems, expanded = [], {}
-    for name, sampler in samplers.items():
-        if not isinstance(sampler, dict) or "sweep" not in sampler:
-            expanded[name] = sampler
-            continue
-        grid = sampler["sweep"]
-        where = f"{source}: samplers.{name}.sweep"
-        if not isinstance(grid, dict) or not grid:
-            problems.append(f"{where}: expected a mapping of setting -> list of values")
-            continue
-        axes = []
-        for key, values in grid.items():
-            if key in ("kind", "sweep", "sweep_of", "dtype", "seed", "chains"):
-                problems.append(f"{where}.{key}: cannot be swept")
-            elif not isinstance(values, list) or not values:
-                problems.append(f"{where}.{key}: expected a non-empty list of values")
-            elif not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                         and math.isfinite(v) and v > 0 for v in values):
-                problems.append(f"{where}.{key}: values must be positive numbers "
-                                "(YAML reads 1e-5 as text: write 1.0e-5)")
-            elif len(set(values)) != len(values):
-                problems.append(f"{where}.{key}: repeated values")
-            else:
-                axes.append((key, values))
-        if len(axes) != len(grid):
-            continue
-        base = {k: v for k, v in sampler.items() if k != "sweep"}
-        for point in product(*(values for _, values in axes)):
-            settings = dict(zip((key for key, _ in axes), point))
-            label = ".".join(f"{key}-{_format(value)}" for key, value in settings.items())
-            point_name = f"{name}.{label}"
-            if not NAME_PATTERN.match(point_name):
-                problems.append(f"{where}: grid point name {point_name!r} is not a valid path "
-                                "component")
-                continue
-            if point_name in samplers or point_name in expanded:
-                problems.append(f"{where}: grid point {point_name!r} clashes with another "
-                                "sampler")
-                continue
-            expanded[point_name] = {**copy.deepcopy(base), **settings, "sweep_of": name}
-    if problems:
-        raise ConfigError(problems)
-    return {**raw, "samplers": expanded}
+    """Sweeps are grids: `lambda_hat.grid.expand_grids`."""
+    from .grid import expand_grids
+
+    return expand_grids(raw, source)
 
 
 def _axis(settings_list: list[dict]) -> str | None:

@@ -30,7 +30,7 @@ def test_expansion_names_values_and_validity():
         assert NAME_PATTERN.match(name), name
     point = expanded["samplers"]["sgld.step_size-1e-05.gamma-10.0"]
     assert point == {"kind": "sgld", "steps": 4000, "step_size": 1.0e-5, "gamma": 10.0,
-                     "sweep_of": "sgld"}
+                     "sweep_of": "sgld", "grid_point": {"step_size": 1.0e-5, "gamma": 10.0}}
     assert "sweep" in RAW["samplers"]["sgld"]  # pure: the input is untouched
     experiment = Experiment(expanded, "exp.yaml")
     settings = experiment.sampler("sgld.step_size-3e-06.gamma-1.0")

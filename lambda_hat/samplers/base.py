@@ -39,7 +39,9 @@ class SamplerSettings:
     """Parameter groups to sample, by layer index or path glob (the rest stay at w*):
     the restricted LLC (`lambda_hat.restrict`). None: every parameter."""
     sweep_of: str | None = None
-    """The sampler entry a calibration grid point came from (lambda_hat.sweep)."""
+    """The sampler entry a grid point came from (`lambda_hat.grid`; calibration sweeps)."""
+    grid_point: dict | None = None
+    """The values its grid set (`replicate` included); None outside grids."""
 
     @property
     def trace_every(self) -> int:
