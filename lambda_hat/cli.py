@@ -89,6 +89,12 @@ def _plot_target(args) -> None:
     plot_target(args.target_dir, args.out)
 
 
+def _plot_grid(args) -> None:
+    from .plots import plot_grid
+
+    plot_grid(args.table, args.out)
+
+
 def _plot_checkpoints(args) -> None:
     from .plots import plot_checkpoints
 
@@ -137,6 +143,8 @@ COMMANDS = [
      [("--target-dir", "directory written by `build`"), OUT_PNG]),
     ("aggregate", _aggregate, "collect run summaries into Parquet", None,
      [("summaries", "summary.json files"), ("--out", "Parquet file to write")]),
+    ("plot-grid", _plot_grid, "λ̂ against each swept axis of the experiment's grids", None,
+     [("--table", "Parquet file from `aggregate`"), OUT_PNG]),
     ("plot-checkpoints", _plot_checkpoints, "λ̂ along training, per target with checkpoints",
      None, [("--table", "Parquet file from `aggregate`"),
             ("--targets-dir", "results/<experiment>/targets (training curves)"), OUT_PNG]),

@@ -274,6 +274,12 @@ class Experiment:
         return cls(read_yaml(path), str(path))
 
     @property
+    def has_grid(self) -> bool:
+        """Whether any target or sampler is a grid point (the workflow then plots the grid)."""
+        return (any("grid_point" in entry for entry in self.raw["targets"].values())
+                or any(settings.grid_point for settings in self._samplers.values()))
+
+    @property
     def arviz_export(self) -> bool:
         return bool((self.raw.get("exports") or {}).get("arviz", False))
 

@@ -62,7 +62,7 @@ def planned_jobs(output: str) -> set[tuple[str, tuple]]:
     """(rule, sorted wildcard items without the experiment) for each job a dry run lists."""
     jobs, rule, wildcards = set(), None, ()
     for line in output.splitlines() + [""]:
-        header = JOB_HEADER.match(line.strip()) if not line.startswith(" ") else None
+        header = JOB_HEADER.match(line.strip())  # indented: a job of a group
         if header or not line.strip():
             if rule is not None:
                 jobs.add((rule, wildcards))
@@ -495,3 +495,48 @@ def test_editing_a_python_target_file_reruns_its_builds_and_runs(digits):
     assert planned_jobs(result.stdout) == (
         target_jobs(["digits"]) | {("build_target", (("target", t),)) for t in targets}
         | run_jobs(targets, ["sgld"], arviz=False) | SUMMARY_JOBS | {("plot_checkpoints", ())})
+
+
+GRID = {
+    "experiment": "grid",
+    "targets": {"dln": {"model": {"kind": "dln", "widths": [3, 2, 3], "rank": 1},
+                        "grid": {"data.n": [300, 1000]}, "replicates": 2}},
+    "samplers": {"hmc": {"kind": "hmc", "chains": 2, "warmup": 50, "draws": 100}},
+}
+
+
+@pytest.fixture(scope="module")
+def grid(repo_root, jax_cache_dir, tmp_path_factory):
+    """A 2-value × 2-replicate grid of targets, run end to end."""
+    work = copy_repo(repo_root, tmp_path_factory.mktemp("grid") / "repo", jax_cache_dir)
+    (work / "config" / "grid.yaml").write_text(yaml.safe_dump(GRID, sort_keys=False))
+    snakemake(work, "--cores", "2", "--configfile", "config/grid.yaml")
+    return work
+
+
+def test_a_grid_gives_one_run_per_point_with_its_values_as_columns(grid):
+    import pandas as pd
+
+    table = pd.read_parquet(grid / "results" / "grid" / "llc.parquet")
+    assert table["target"].tolist() == ["dln.n-300.rep-0", "dln.n-300.rep-1",
+                                        "dln.n-1000.rep-0", "dln.n-1000.rep-1"]
+    assert table["target.data.n"].tolist() == [300, 300, 1000, 1000]
+    assert table["n"].tolist() == [300, 300, 1000, 1000]
+    assert table["target.replicate"].tolist() == [0, 1, 0, 1]
+    assert set(table["grid_of"]) == {"dln"} and table["seed"].notna().all()
+    # distinct seeds per replicate: different data, so different L_n(w*) at the same n
+    assert table["loss_star"].nunique() == 4
+    assert (grid / "results" / "grid" / "plots" / "grid.png").stat().st_size > 0
+
+
+def test_adding_a_grid_value_runs_only_its_jobs(grid):
+    path = grid / "config" / "grid.yaml"
+    old = edit_config(path, lambda c: c["targets"]["dln"]["grid"]["data.n"].append(500))
+    try:
+        result = snakemake(grid, "-n", "--cores", "2", "--configfile", "config/grid.yaml")
+    finally:
+        path.write_text(old)
+    added = ["dln.n-500.rep-0", "dln.n-500.rep-1"]
+    assert planned_jobs(result.stdout) == (
+        target_jobs(added) | run_jobs(added, ["hmc"], arviz=False) | SUMMARY_JOBS
+        | {("plot_grid", ())})

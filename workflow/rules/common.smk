@@ -206,6 +206,7 @@ def final_outputs():
         *expand(f"{PLOT_DIR}/targets/{{target}}.png", experiment=name,
                 target=EXPERIMENT.declared_targets),
         *([f"results/{name}/plots/checkpoints.png"] if has_checkpoints() else []),
+        *([f"results/{name}/plots/grid.png"] if EXPERIMENT.has_grid else []),
         *expand(
             f"{PLOT_DIR}/runs/{{target}}/{{sampler}}.png",
             experiment=name,

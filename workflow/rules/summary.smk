@@ -8,6 +8,7 @@ localrules:
     table,
     plot_summary,
     plot_checkpoints,
+    plot_grid,
     gallery,
     gallery_page,
 
@@ -62,6 +63,25 @@ rule plot_summary:
     threads: 1
     shell:
         "lambda-hat plot-summary --table {input} --out {output} > {log} 2>&1"
+
+
+rule plot_grid:
+    input:
+        "results/{experiment}/llc.parquet",
+    output:
+        report(
+            f"{PLOT_DIR}/grid.png",
+            caption="../report/grid.rst",
+            category="Summary",
+            labels={"figure": "λ̂ along the grid"},
+        ),
+    log:
+        "logs/{experiment}/plot_grid.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_grid.tsv"
+    threads: 1
+    shell:
+        "lambda-hat plot-grid --table {input} --out {output} > {log} 2>&1"
 
 
 rule plot_checkpoints:
