@@ -265,6 +265,10 @@ class Experiment:
         self.source = source
         self.name = raw.get("experiment", "default")
         self.posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}
+        self._targets = {named: None for name, entry in self.raw["targets"].items()
+                         for named in [name, *(f"{name}{CHECKPOINT_MARK}{checkpoint}"
+                                               for checkpoint in entry.get("checkpoints", []))]}
+        """Target name -> its resolved entry, resolved on first use."""
         self._samplers = {name: make(SAMPLERS[given["kind"]].Settings,
                                      {**self.posterior, **given})
                           for name, given in self.raw["samplers"].items()}
@@ -292,24 +296,25 @@ class Experiment:
     def target_names(self) -> list[str]:
         """Every target runs are made on: each declared one, then each of its checkpoints
         as `<name>@<checkpoint>` (its own target, so adding a checkpoint adds only its jobs)."""
-        return [named for name in self.declared_targets
-                for named in [name, *(f"{name}{CHECKPOINT_MARK}{checkpoint}" for checkpoint
-                                     in self.raw["targets"][name].get("checkpoints", []))]]
+        return list(self._targets)
 
     @property
     def sampler_names(self) -> list[str]:
         return list(self.raw["samplers"])
 
     def target(self, name: str) -> dict:
-        if name not in self.target_names:
+        """The resolved entry of target `name` (a copy: the caller may change it)."""
+        if name not in self._targets:
             raise ConfigError([f"{self.source}: targets.{name}: no such target; "
                                f"known: {', '.join(self.target_names)}"])
-        declared, _, checkpoint = name.partition(CHECKPOINT_MARK)
-        resolved = _resolve_target(self.raw, declared)
-        given = resolved.pop("checkpoints", [])
-        if checkpoint:
-            resolved["checkpoint"] = next(c for c in given if str(c) == checkpoint)
-        return resolved
+        if self._targets[name] is None:
+            declared, _, checkpoint = name.partition(CHECKPOINT_MARK)
+            resolved = _resolve_target(self.raw, declared)
+            given = resolved.pop("checkpoints", [])
+            if checkpoint:
+                resolved["checkpoint"] = next(c for c in given if str(c) == checkpoint)
+            self._targets[name] = resolved
+        return copy.deepcopy(self._targets[name])
 
     def entry(self, name: str) -> dict:
         """{declared name: resolved entry} that makes target `name` alone in an experiment

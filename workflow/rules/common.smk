@@ -10,8 +10,8 @@
 # reason then names the settings that changed. The text itself is not a str (`JobText`), so
 # Snakemake does not record it as a param.
 
+import functools
 import json
-import math
 import sys
 import re
 
@@ -55,8 +55,10 @@ def x64_flag(dtype):
 
 
 def canonical_yaml(experiment):
-    """Key-order independent text (Snakemake compares params by repr)."""
-    return yaml.safe_dump(experiment, sort_keys=True, default_flow_style=False, width=math.inf)
+    """Key-order independent text (Snakemake compares params by repr); libyaml's emitter
+    where PyYAML has it (the pure-Python one costs seconds when planning a large grid)."""
+    return yaml.dump(experiment, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                     sort_keys=True, default_flow_style=False, width=2**30)
 
 
 class JobText:
@@ -95,10 +97,16 @@ def sampler_part(wildcards):
 def job_settings(wildcards, with_sampler):
     """What a job depends on, flattened: the target's resolved config, and for a run the
     sampler's resolved settings (posterior beta and gamma included)."""
-    flat = {"experiment": EXPERIMENT.name,
-            **flatten(EXPERIMENT.target(wildcards.target), "target")}
-    if with_sampler:
-        flat.update(flatten(as_dict(EXPERIMENT.sampler(wildcards.sampler)), "sampler"))
+    return settings_of(wildcards.target, wildcards.sampler if with_sampler else None)
+
+
+@functools.lru_cache(maxsize=None)
+def settings_of(target, sampler):
+    """job_settings, once per job (each of its params asks): planning a grid of a thousand
+    runs would otherwise flatten every entry once per setting."""
+    flat = {"experiment": EXPERIMENT.name, **flatten(EXPERIMENT.target(target), "target")}
+    if sampler is not None:
+        flat.update(flatten(as_dict(EXPERIMENT.sampler(sampler)), "sampler"))
     return flat
 
 
