@@ -150,17 +150,67 @@ def _count(value) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
+SORT_AND_FILTER = """
+const body = document.querySelector("tbody"), rows = [...body.rows];
+const shown = document.getElementById("shown");
+function count() {
+  shown.textContent = rows.filter(r => r.style.display !== "none").length + " of " + rows.length;
+}
+document.getElementById("filter").addEventListener("input", event => {
+  const words = event.target.value.toLowerCase().split(/\\s+/).filter(Boolean);
+  for (const row of rows) {
+    const text = row.textContent.toLowerCase();
+    row.style.display = words.every(word => text.includes(word)) ? "" : "none";
+  }
+  count();
+});
+document.querySelectorAll("th").forEach((header, column) => header.addEventListener("click", () => {
+  const up = header.dataset.order !== "up";
+  document.querySelectorAll("th").forEach(other => delete other.dataset.order);
+  header.dataset.order = up ? "up" : "down";
+  const key = row => {
+    const cell = row.cells[column];
+    return cell.dataset.value !== undefined ? parseFloat(cell.dataset.value) : cell.textContent;
+  };
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    const order = typeof x === "number" && typeof y === "number"
+      ? (isNaN(x) - isNaN(y)) || x - y : String(x).localeCompare(String(y), undefined,
+                                                                   {numeric: true});
+    return up ? order : -order;
+  });
+  body.append(...rows);
+}));
+count();
+"""
+"""Click a header to sort by it (numbers by value, missing last), type to filter rows."""
+TEXT = object()
+"""A cell of a text column (no value to sort by)."""
+
+
 def to_html(frame) -> str:
-    """A compact view: λ̂ ± MCSE next to the truth and the HMC reference."""
+    """A compact view: λ̂ ± MCSE next to the truth and the HMC reference, one column per
+    grid key; sortable by any column and filtered by what is typed above it, so a grid of
+    hundreds of runs stays readable."""
     import pandas as pd
 
     def get(row, column):
         value = row[column]
         return None if pd.isna(value) else value
 
-    headers = ["target", "sampler", "dtype", "λ̂ ± MCSE", "std (chains)", "true λ",
-               "rel. error", "HMC ref", "ESS", "R-hat", "grad evals", "sampling s", "status",
-               "warnings"]
+    grid = [column for column in frame.columns if column not in COLUMNS]
+    headers = ["target", "sampler", *(key.split(".", 1)[1] for key in grid), "dtype",
+               "λ̂ ± MCSE", "std (chains)", "true λ", "rel. error", "HMC ref", "ESS", "R-hat",
+               "grad evals", "sampling s", "status", "warnings"]
+
+    def cell(text, value: object = TEXT) -> str:
+        """A cell; a numeric column's carries its value (NaN when missing) to sort by."""
+        if value is TEXT or isinstance(value, str):
+            data = ""
+        else:
+            data = f' data-value="{"NaN" if value is None else repr(float(value))}"'
+        return f"<td{data}>{html.escape(str(text))}</td>"
+
     body = []
     for _, row in frame.iterrows():
         mean, mcse = get(row, "llc_mean"), get(row, "llc_mcse")
@@ -168,30 +218,41 @@ def to_html(frame) -> str:
         rel = get(row, "rel_error")
         sampler, kind = get(row, "sampler"), get(row, "kind")
         # iid draws (VI): the ESS is the number of draws, no convergence statement
-        ess = "iid" if get(row, "markov_chain") is False else _count(get(row, "ess"))
+        iid = get(row, "markov_chain") is False
+        ess = get(row, "ess")
         cells = [
-            get(row, "target"), sampler if sampler == kind else f"{sampler} ({kind})",
-            get(row, "dtype"), estimate, _fmt(get(row, "llc_std"), 3),
-            _fmt(get(row, "true_llc"), 4), "—" if rel is None else f"{rel:+.1%}",
-            _fmt(get(row, "ref_llc"), 4), ess, _fmt(get(row, "r_hat"), 4),
-            _count(get(row, "grad_evals")), _fmt(get(row, "sample_seconds"), 3),
-            get(row, "status"), get(row, "warnings") or "",
+            cell(get(row, "target")), cell(sampler if sampler == kind else f"{sampler} ({kind})"),
+            *(cell(_fmt(get(row, key), 4), get(row, key)) for key in grid),
+            cell(get(row, "dtype")), cell(estimate, mean), cell(_fmt(get(row, "llc_std"), 3),
+                                                                get(row, "llc_std")),
+            cell(_fmt(get(row, "true_llc"), 4), get(row, "true_llc")),
+            cell("—" if rel is None else f"{rel:+.1%}", rel),
+            cell(_fmt(get(row, "ref_llc"), 4), get(row, "ref_llc")),
+            cell("iid") if iid else cell(_count(ess), ess),
+            cell(_fmt(get(row, "r_hat"), 4), get(row, "r_hat")),
+            cell(_count(get(row, "grad_evals")), get(row, "grad_evals")),
+            cell(_fmt(get(row, "sample_seconds"), 3), get(row, "sample_seconds")),
+            cell(get(row, "status")), cell(get(row, "warnings") or ""),
         ]
         css = ' class="warning"' if get(row, "status") != "ok" else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-                    + "</tr>")
+        body.append(f"<tr{css}>" + "".join(cells) + "</tr>")
     experiment = html.escape(str(frame["experiment"].iloc[0])) if len(frame) else ""
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>LLC estimates: {experiment}</title><style>"
         "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
-        "td:nth-child(-n+3),td:last-child,th{text-align:left}"
+        "td:nth-child(-n+2),td:last-child,th{text-align:left}"
+        "th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}"
+        "th[data-order=up]::after{content:' ▲'}th[data-order=down]::after{content:' ▼'}"
         "td:last-child{white-space:normal;min-width:24em}"
         "tr.warning td{background:#fff4e0}</style></head><body>"
-        f"<h3>LLC estimates: experiment {experiment}</h3><table><thead><tr>"
+        f"<h3>LLC estimates: experiment {experiment}</h3>"
+        "<p><input id=\"filter\" placeholder=\"filter rows: words, all must match\" size=40> "
+        "<span id=\"shown\"></span> runs shown; click a column to sort</p><table><thead><tr>"
         + "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-        + "</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></body></html>\n"
+        + "</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>"
+        + f"<script>{SORT_AND_FILTER}</script></body></html>\n"
     )
 
 

@@ -287,6 +287,18 @@ def test_table_and_report_render_in_a_browser(smoke):
         text = visible_text(driver)
         assert not RAW_VALUE.search(text), RAW_VALUE.findall(text)
         assert "hmc" in text and "sgld" in text and "4.5" in text
+        # sorting by a column orders its numbers; typing filters the rows
+        column = [h.text for h in driver.find_elements("tag name", "th")].index("λ̂ ± MCSE")
+        driver.find_elements("tag name", "th")[column].click()
+        shown = driver.execute_script(
+            f"return [...document.querySelectorAll('tbody tr')].map(r => "
+            f"parseFloat(r.cells[{column}].dataset.value))")
+        assert shown == sorted(table["llc_mean"].astype(float).tolist())
+        driver.find_element("id", "filter").send_keys("sgld")
+        visible = driver.execute_script("return [...document.querySelectorAll('tbody tr')]"
+                                        ".filter(r => r.style.display !== 'none').length")
+        assert visible == int((table["sampler"] == "sgld").sum())
+        assert driver.find_element("id", "shown").text == f"{visible} of {len(table)}"
 
         def links():
             return {a.text: a for a in driver.find_elements("tag name", "a") if a.text}
