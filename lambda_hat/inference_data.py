@@ -8,7 +8,6 @@ functions here.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .artifacts import read_npz, umask_mode
+from .artifacts import atomic_write, read_npz
 from .errors import ArtifactError, LambdaHatError
 from .summary import RunSummary, read_summary
 
@@ -146,17 +145,4 @@ def to_inference_data(run_dir: str | os.PathLike) -> arviz.InferenceData:
 def write_trace_nc(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the run's InferenceData to netCDF at `out`, atomically, with the umask's mode."""
     data = to_inference_data(run_dir)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        data.to_netcdf(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, umask_mode())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write(out, lambda tmp: data.to_netcdf(str(tmp)))
