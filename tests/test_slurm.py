@@ -1,14 +1,38 @@
-"""The smoke experiment on a real (local, single-node) Slurm through `profiles/slurm`.
+"""The workflow on a real (local, single-node) Slurm through `profiles/slurm`.
 
 Starts Slurm with accounting (tools/slurm-local.sh), so the plugin's default `sacct` status
 path is the one tested. Skips only where that is impossible (not root, no apt-get).
+
+The profile batches runs: group `runs` (sample, plot_run, export_arviz) with
+`group-components: runs=N`, so up to N runs share one Slurm job (a "group job", whose sacct
+comment is `rule_runs_<rules>`, without wildcards). `test_smoke_experiment_on_slurm` runs the
+smoke experiment through the profile as it is; the grid tests share one module fixture
+(`grid_runs`) that runs three workflows at once, to overlap their waits:
+
+- `grid`: 24 small runs through the profile (its N = 8 and runtimes): 3 group jobs; in one
+  of them the process of a run is SIGKILLed mid-write (as the OOM killer or a crash would),
+  and the group is resubmitted;
+- `faults`: 2 of the same runs with N = 1 and `runtime: attempt * 1` for `sample`: the first
+  attempt of one run hangs until Slurm's 1-minute time limit kills it (TIMEOUT), the job of
+  the other is cancelled with `scancel` mid-write. The plugin (2.8.0) never notices that one
+  (sacct: `CANCELLED by 0`), so the test stops Snakemake (Ctrl-C) and runs it again;
+- `local`: the 24 runs with `snakemake --cores 2` (no profile), the reference.
+
+The misbehaving first attempts come from a stand-in `lambda-hat` first on PATH (sbatch
+exports the environment to the jobs): it runs the real CLI into a scratch directory, then
+leaves the run directory as a run killed while writing summary.json would (a complete
+trace.npz, half a summary in a temporary file, no summary.json) and sleeps until killed.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +49,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "slurm-local.sh"
 STATE_DIR = Path(os.environ.get("SLURM_LOCAL_DIR", "/var/lib/lambda-hat-slurm"))
 SNAKEMAKE_TIMEOUT = 600
+PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+# Slurm slots for the tests: the grid fixture's jobs mostly wait (a hung run, the queue), so
+# the 2-core machine offers more CPUs to Slurm than it has (slurmd's config_overrides).
+SLURM_CPUS = 6
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +62,7 @@ def cluster():
     if shutil.which("apt-get") is None:
         pytest.skip("a local Slurm needs apt-get to install slurm-wlm")
     started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
-                             timeout=1200)
+                             timeout=1200, env={**os.environ, "SLURM_LOCAL_CPUS": str(SLURM_CPUS)})
     if started.returncode == 2:
         pytest.skip(started.stderr.strip().splitlines()[-1])
     assert started.returncode == 0, started.stdout + started.stderr
@@ -44,9 +72,11 @@ def cluster():
     subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=300)
 
 
-def make_workspace(root: Path, cluster: dict, extra_samplers: dict | None = None) -> Path:
-    """A copy of the workflow with the smoke experiment and a test overlay of the profile:
-    the local cluster's partition/account and a short first status check."""
+def make_workspace(root: Path, cluster: dict, experiment: dict,
+                   profile_overrides: dict | None = None,
+                   set_resources: dict | None = None) -> Path:
+    """A copy of the workflow with `experiment` and a test overlay of the profile: the local
+    cluster's partition/account, a short first status check, then the overrides."""
     root.mkdir(parents=True)
     for part in ("workflow", "config", "profiles"):
         shutil.copytree(REPO / part, root / part)  # follows the schema's symlink
@@ -54,19 +84,29 @@ def make_workspace(root: Path, cluster: dict, extra_samplers: dict | None = None
     profile["default-resources"].update(slurm_partition=cluster["SLURM_LOCAL_PARTITION"],
                                         slurm_account=cluster["SLURM_LOCAL_ACCOUNT"])
     profile["slurm-init-seconds-before-status-checks"] = 5
+    profile.update(profile_overrides or {})
+    for rule, resources in (set_resources or {}).items():
+        profile["set-resources"].setdefault(rule, {}).update(resources)
     (root / "profiles" / "slurm-test").mkdir()
     (root / "profiles" / "slurm-test" / "config.yaml").write_text(yaml.safe_dump(profile))
-    experiment = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    experiment["samplers"].update(extra_samplers or {})
     (root / "experiment.yaml").write_text(yaml.safe_dump(experiment))
     return root
 
 
+def smoke_experiment(extra_samplers: dict | None = None) -> dict:
+    experiment = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    experiment["samplers"].update(extra_samplers or {})
+    return experiment
+
+
+def snakemake_command(*args: str) -> list[str]:
+    return ["timeout", "-k", "30", str(SNAKEMAKE_TIMEOUT), sys.executable, "-m", "snakemake",
+            *args, "--configfile", "experiment.yaml"]
+
+
 def snakemake(workspace: Path, *args: str) -> subprocess.CompletedProcess:
-    command = ["timeout", "-k", "30", str(SNAKEMAKE_TIMEOUT), sys.executable, "-m", "snakemake",
-               "--configfile", "experiment.yaml", *args]
-    return subprocess.run(command, cwd=workspace, capture_output=True, text=True,
-                          timeout=SNAKEMAKE_TIMEOUT + 60)
+    return subprocess.run(snakemake_command(*args), cwd=workspace, capture_output=True,
+                          text=True, timeout=SNAKEMAKE_TIMEOUT + 60)
 
 
 def slurm(workspace: Path, *args: str) -> subprocess.CompletedProcess:
@@ -84,32 +124,50 @@ def planned_jobs(workspace: Path) -> dict[str, int]:
     return counts
 
 
+def minutes(limit: str) -> int:
+    """sacct's Timelimit ([D-]HH:MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    h, m, s = (int(part) for part in clock.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m + math.ceil(s / 60)
+
+
 def sacct_jobs(since: str, workdir: Path) -> list[dict]:
     """This workspace's jobs only: `-S` also lists older jobs still running at `since`."""
     done = subprocess.run(["sacct", "-X", "-n", "-P", "-a", "-S", since,
-                           "-o", "JobID,State,Comment,WorkDir"], capture_output=True, text=True,
-                          timeout=60)
+                           "-o", "JobID,State,Comment,Timelimit,AllocCPUS,WorkDir"],
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()]
-    return [{"id": r[0], "state": r[1], "comment": r[2]} for r in rows
-            if Path(r[3]) == workdir]
+    return [{"id": r[0], "state": r[1].split()[0],  # "CANCELLED by 0" -> "CANCELLED"
+             "comment": r[2], "limit": r[3], "cpus": r[4]}
+            for r in rows if Path(r[5]) == workdir]
+
+
+def by_comment(jobs: list[dict]) -> dict[str, list[dict]]:
+    """{rule_<name> or rule_<group>_<rules>: [jobs]}: the plugin's comment is
+    rule_<name>_wildcards_<values> for a single job and rule_<group>_<rules> for a group."""
+    grouped: dict[str, list[dict]] = {}
+    for job in jobs:
+        if job["comment"].startswith("rule_"):
+            grouped.setdefault(job["comment"].split("_wildcards_")[0], []).append(job)
+    return grouped
 
 
 def wait_for_sacct(since: str, workdir: Path, expected: dict[str, int],
-                   deadline: float = 60) -> dict:
-    """{comment: [states]} once sacct shows the expected number of jobs per rule comment:
-    it shows a job's comment only once the job has ended, and lags squeue a little."""
+                   deadline: float = 60) -> dict[str, list[dict]]:
+    """by_comment() once sacct shows the expected number of jobs per comment: it shows a
+    job's comment only once the job has ended, and lags squeue a little."""
     stop = time.monotonic() + deadline
     while True:
-        by_rule: dict[str, list[str]] = {}
-        for job in sacct_jobs(since, workdir):
-            if job["comment"].startswith("rule_"):  # rule_<name>_wildcards_<values>
-                rule = job["comment"].split("_wildcards_")[0]
-                by_rule.setdefault(rule, []).append(job["state"])
-        if all(len(by_rule.get(rule, [])) >= count for rule, count in expected.items()) \
+        found = by_comment(sacct_jobs(since, workdir))
+        if all(len(found.get(key, [])) >= count for key, count in expected.items()) \
                 or time.monotonic() > stop:
-            return by_rule
+            return found
         time.sleep(1)
+
+
+def states(jobs: list[dict]) -> list[str]:
+    return [job["state"] for job in jobs]
 
 
 def estimates(workspace: Path) -> dict:
@@ -118,29 +176,36 @@ def estimates(workspace: Path) -> dict:
 
 
 def test_smoke_experiment_on_slurm(cluster, tmp_path):
+    """The smoke experiment through the profile as it is: its 3 runs fit in one group job.
+    A failing run fails its whole group job (documented in README): the group is retried,
+    and its other runs' outputs are not kept."""
     broken = {"broken": {"kind": "sgld", "chains": 2, "steps": 200, "batch_size": 64,
                          "step_size": 1.0}}
-    workspace = make_workspace(tmp_path / "slurm", cluster, broken)
+    workspace = make_workspace(tmp_path / "slurm", cluster, smoke_experiment(broken))
     planned = planned_jobs(workspace)
+    runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
+    group_jobs = math.ceil(planned["sample"] / runs_per_job)
+    group = "rule_runs_export_arviz_plot_run_sample"
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
     time.sleep(1)
 
-    # 1. A failing rule is reported with its log; the other jobs still finish (keep-going).
+    # 1. A failing run is reported with its log; the jobs outside its group still finish
+    #    (keep-going), the other runs of its group do not.
     started = time.monotonic()
     failed = slurm(workspace)
     first_wall = time.monotonic() - started
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0, output
-    assert "Error in rule sample" in output
+    assert "Error in group runs" in output and "Error in rule sample" in output
     log = workspace / "logs" / "smoke" / "sample" / "dln_small" / "broken.log"
     assert str(log.relative_to(workspace)) in output
     assert "all 2 chains produced NaN/Inf" in log.read_text()
     runs = workspace / "results" / "smoke" / "runs" / "dln_small"
-    assert (runs / "hmc" / "summary.json").exists() and (runs / "sgld" / "summary.json").exists()
-    assert not (runs / "broken" / "summary.json").exists()
+    assert not list(runs.glob("*/summary.json"))  # the group's outputs were removed
+    assert (workspace / "results" / "smoke" / "plots" / "targets" / "dln_small.png").exists()
 
-    # 2. Without the broken sampler the run completes; every build/sample job was its own
-    #    Slurm job, visible to sacct with the plugin's rule_<name> comment.
+    # 2. Without the broken sampler the run completes. sacct shows each build as its own
+    #    Slurm job, the runs as group jobs: the failed one tried 1 + retries times.
     experiment = yaml.safe_load((workspace / "experiment.yaml").read_text())
     del experiment["samplers"]["broken"]
     (workspace / "experiment.yaml").write_text(yaml.safe_dump(experiment))
@@ -148,17 +213,17 @@ def test_smoke_experiment_on_slurm(cluster, tmp_path):
     completed = slurm(workspace)
     second_wall = time.monotonic() - started
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    retries = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["retries"]
-    by_rule = wait_for_sacct(since, workspace, {"rule_build_target": planned["build_target"],
-                                     "rule_sample": planned["sample"] + retries})
-    assert by_rule["rule_build_target"] == ["COMPLETED"] * planned["build_target"]
-    sample_states = by_rule["rule_sample"]
-    assert sample_states.count("COMPLETED") == planned["sample"] - 1  # all but broken
-    assert sample_states.count("FAILED") == 1 + retries  # broken: first try and each retry
-    slurm_jobs = sum(len(states) for states in by_rule.values())
+    retries = PROFILE["retries"]
+    found = wait_for_sacct(since, workspace, {"rule_build_target": planned["build_target"],
+                                              group: group_jobs * (2 + retries)})
+    assert states(found["rule_build_target"]) == ["COMPLETED"] * planned["build_target"]
+    assert sorted(states(found[group])) == (["COMPLETED"] * group_jobs
+                                            + ["FAILED"] * group_jobs * (1 + retries))
+    assert "rule_sample" not in found  # no run went out on its own
+    slurm_jobs = sum(len(jobs) for jobs in found.values())
 
     # 3. Same seeds, same numbers as the local run.
-    local = make_workspace(tmp_path / "local", cluster)
+    local = make_workspace(tmp_path / "local", cluster, smoke_experiment())
     done = snakemake(local, "--cores", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     assert estimates(workspace) == estimates(local)
@@ -172,3 +237,328 @@ def test_smoke_experiment_on_slurm(cluster, tmp_path):
     print(f"\nslurm: first pass {first_wall:.1f}s, completing pass {second_wall:.1f}s, "
           f"{slurm_jobs} Slurm jobs")
 
+
+# --- the grid fixture: batching, a time limit, a killed job, scancel --------------------------
+
+TARGET = {"model": {"kind": "dln", "widths": [4, 3, 2, 4], "rank": 1}, "data": {"n": 1000},
+          "seed": 0}  # config/smoke.yaml's dln_small
+
+
+def tiny_sgld(seed: int) -> dict:
+    return {"kind": "sgld", "chains": 1, "steps": 200, "step_size": 1.0e-4, "batch_size": 64,
+            "seed": seed}
+
+
+# 24 runs written out one by one (one target × 24 sampler entries with distinct seeds, about
+# 3 s each). The fault workflow runs two of them: same names and settings, same results.
+GRID = {"experiment": "grid", "posterior": {"beta": "auto", "gamma": 1.0},
+        "targets": {"dln_small": TARGET},
+        "samplers": {f"s{seed:02d}": tiny_sgld(seed) for seed in range(24)}}
+FAULTS = {**GRID, "samplers": {name: GRID["samplers"][name] for name in ("s00", "s01")}}
+RESULT = "results/grid/llc.parquet"  # the runs and the table, not the per-run plots
+SMALL_MEMORY = {"build_target": {"mem_mb": "attempt * 1000"},
+                "sample": {"mem_mb": "attempt * 1000"}}
+
+# Stand-in for `lambda-hat`, first on PATH. ROLES go, in order, to the first `sample` call in
+# each Slurm job that has none yet (a group job runs several runs), one run per role.
+SHIM = r"""#!/usr/bin/env bash
+set -euo pipefail
+real=@REAL@
+marks=@MARKS@
+roles=(@ROLES@)
+args=("$@") sub='' sampler='' out=''
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    sample) sub=sample ;;
+    --sampler) sampler=${args[i + 1]} ;;
+    --out) out=${args[i + 1]} ;;
+  esac
+done
+[[ $sub == sample && -n ${SLURM_JOB_ID:-} ]] || exec "$real" "$@"
+exec 9>>"$marks/lock"
+flock 9
+role=pass
+if ! grep -qsx "[^ ]* $SLURM_JOB_ID" "$marks"/*.job; then
+  for r in "${roles[@]}"; do
+    if [[ ! -e $marks/$r.job ]]; then role=$r; echo "$sampler $SLURM_JOB_ID" >"$marks/$r.job"; break; fi
+  done
+fi
+echo "$sampler $SLURM_JOB_ID $role" >>"$marks/calls"
+exec 9>&-
+[[ $role == pass ]] && exec "$real" "$@"
+# A run killed while writing summary.json: the real outputs made elsewhere, trace.npz moved
+# in, half a summary in a temporary file; then wait to be killed.
+scratch=$marks/$role.out
+mkdir -p "$scratch"
+for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == --out ]] && args[i + 1]=$scratch; done
+"$real" "${args[@]}"
+mv "$scratch/trace.npz" "$out/trace.npz"
+head -c 200 "$scratch/summary.json" >"$out/.summary.json.killed.tmp"
+echo "$sampler $SLURM_JOB_ID $$" >"$marks/$role.ready"
+exec sleep 600
+"""
+
+
+def install_shim(workspace: Path, roles: list[str]) -> dict:
+    """Put the stand-in `lambda-hat` in workspace/bin; the environment to run Snakemake in."""
+    marks = workspace / "marks"
+    marks.mkdir()
+    real = shutil.which("lambda-hat")
+    assert real, "the lambda-hat CLI is not on PATH (pip install -e .)"
+    text = (SHIM.replace("@REAL@", shlex.quote(real)).replace("@MARKS@", shlex.quote(str(marks)))
+            .replace("@ROLES@", " ".join(roles)))
+    (workspace / "bin").mkdir()
+    shim = workspace / "bin" / "lambda-hat"
+    shim.write_text(text)
+    shim.chmod(0o755)
+    return {**os.environ, "PATH": f"{workspace / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run_dir(workspace: Path, sampler: str) -> Path:
+    return workspace / "results" / "grid" / "runs" / "dln_small" / sampler
+
+
+def active_jobs(workspace: Path) -> list[str]:
+    """This workspace's Slurm jobs that are pending or running (squeue)."""
+    done = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [line.split("|")[0] for line in done.stdout.splitlines()
+            if line.strip() and Path(line.split("|", 1)[1]) == workspace]
+
+
+def child_pid(proc: subprocess.Popen) -> int:
+    """The PID of the command that `timeout` (proc) runs."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+@pytest.fixture(scope="module")
+def grid_runs(cluster, tmp_path_factory):
+    """The three workflows at once; acts on the stand-in's signals. grid's `crash` run: its
+    process is SIGKILLed (as the OOM killer or a crash would). faults' `hang` run: left to
+    Slurm's time limit; its `park` run: `scancel`. Once everything else in faults is done and
+    its Snakemake still waits, that Snakemake is stopped (SIGINT) and the same command run
+    again.
+    Meanwhile every summary.json that appears is read (each must be complete), and the
+    directory of every run is listed when it is killed."""
+    root = tmp_path_factory.mktemp("grid")
+    ws = {"grid": make_workspace(root / "grid", cluster, GRID, set_resources=SMALL_MEMORY),
+          "faults": make_workspace(root / "faults", cluster, FAULTS,
+                                   profile_overrides={"group-components": ["runs=1"]},
+                                   set_resources={**SMALL_MEMORY, "sample": {
+                                       "runtime": "attempt * 1", "mem_mb": "attempt * 1000"}}),
+          "local": make_workspace(root / "local", cluster, GRID)}
+    env = {"grid": install_shim(ws["grid"], ["crash"]),
+           "faults": install_shim(ws["faults"], ["hang", "park"]), "local": dict(os.environ)}
+    args = {"grid": ["--profile", "profiles/slurm-test"],
+            "faults": ["--profile", "profiles/slurm-test"], "local": ["--cores", "2"]}
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1)
+    started = time.monotonic()
+    procs: dict[str, tuple[subprocess.Popen, object]] = {}
+
+    def start(name: str, run: str) -> None:
+        log = (ws[name] / f"snakemake.{run}.out").open("w")
+        procs[run] = (subprocess.Popen(snakemake_command(RESULT, *args[name]), cwd=ws[name],
+                                       env=env[name], stdout=log, stderr=subprocess.STDOUT,
+                                       text=True), log)
+
+    for name in ws:
+        start(name, name)
+    walls: dict[str, float] = {}
+    seen: dict[tuple[str, str], set[str]] = {}  # (workspace, sampler) -> summary texts
+    unreadable: list[str] = []
+    killed: dict[tuple[str, str], dict] = {}  # (workspace, role) -> sampler, job, files
+    next_check = waited = 0.0
+    rerun_started = started
+    still_waiting = None
+    try:
+        while any(proc.poll() is None for proc, _ in procs.values()):
+            now = time.monotonic()
+            assert now - started < SNAKEMAKE_TIMEOUT, "the grid fixture's workflows hang"
+            for run, (proc, _) in procs.items():
+                if run not in walls and proc.poll() is not None:
+                    walls[run] = now - (rerun_started if run == "faults.rerun" else started)
+            for name in ("grid", "faults"):
+                for ready in sorted((ws[name] / "marks").glob("*.ready")):
+                    if (name, ready.stem) in killed:
+                        continue
+                    sampler, job, pid = ready.read_text().split()
+                    killed[(name, ready.stem)] = {
+                        "sampler": sampler, "job": job, "at": now,
+                        "files": sorted(p.name for p in run_dir(ws[name], sampler).iterdir())}
+                    if ready.stem == "crash":
+                        os.kill(int(pid), signal.SIGKILL)
+                    elif ready.stem == "park":
+                        subprocess.run(["scancel", job], check=True, timeout=60)
+                for path in (ws[name] / "results" / "grid" / "runs").glob("*/*/summary.json"):
+                    try:
+                        text = path.read_text()
+                        json.loads(text)
+                    except FileNotFoundError:
+                        continue
+                    except ValueError:
+                        unreadable.append(f"{name}: {path}")
+                        continue
+                    seen.setdefault((name, path.parent.name), set()).add(text)
+            # faults: once Snakemake has seen its other run finish (it polled sacct, where
+            # the cancelled job shows as `CANCELLED by 0`, at least twice since the cancel:
+            # for the TIMEOUT and for this), only the cancelled run is left. Stop Snakemake
+            # as a user would (Ctrl-C: SIGINT cancels its jobs; SIGTERM would wait for them)
+            # and run the same command again.
+            if ("faults", "park") in killed and "faults.rerun" not in procs \
+                    and now >= next_check:
+                next_check = now + 1
+                first = procs["faults"][0]
+                log = (ws["faults"] / "snakemake.faults.out").read_text()
+                if first.poll() is not None or "(Rule: sample)" in log:
+                    still_waiting = first.poll() is None
+                    waited = now - killed[("faults", "park")]["at"]
+                    if still_waiting:  # to Snakemake itself: `timeout` would SIGKILL it 30 s on
+                        os.kill(child_pid(first), signal.SIGINT)
+                        first.wait(timeout=120)
+                    walls["faults"] = time.monotonic() - started
+                    rerun_started = time.monotonic()
+                    start("faults", "faults.rerun")
+            time.sleep(0.25)
+        for run, (proc, _) in procs.items():
+            walls.setdefault(run, time.monotonic() - (rerun_started if run == "faults.rerun"
+                                                      else started))
+    finally:
+        for proc, log in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=120)
+            log.close()
+        for name in ("grid", "faults"):  # after a failure: no stand-in left sleeping
+            left = active_jobs(ws[name])
+            if left:
+                subprocess.run(["scancel", *left], timeout=60)
+    outputs = {run: (ws[run.split(".")[0]] / f"snakemake.{run}.out").read_text()
+               for run in procs}
+    for run in ("grid", "local", "faults.rerun"):
+        assert run in procs and procs[run][0].returncode == 0, \
+            f"{run}:\n{outputs.get(run, 'not started')[-6000:]}"
+    expected = {"rule_build_target": 1, "rule_runs_sample": 4}
+    jobs = {name: wait_for_sacct(since, ws[name], expected) for name in ("grid", "faults")}
+    print("\ngrid fixture: " + ", ".join(f"{run} {wall:.1f}s" for run, wall in walls.items())
+          + f", all {time.monotonic() - started:.1f}s; scancel seen missed for {waited:.0f}s")
+    return {"workspaces": ws, "jobs": jobs, "walls": walls, "seen": seen, "outputs": outputs,
+            "unreadable": unreadable, "killed": killed, "still_waiting": still_waiting,
+            "waited": waited}
+
+
+def calls(workspace: Path) -> list[tuple[str, str, str]]:
+    """Every `sample` call under Slurm: (sampler, Slurm job id, role)."""
+    return [tuple(line.split()) for line in
+            (workspace / "marks" / "calls").read_text().splitlines()]
+
+
+def summaries(workspace: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text())
+            for p in (workspace / "results" / "grid" / "runs").glob("*/*/summary.json")}
+
+
+def llc(summary: dict) -> tuple:
+    return summary["llc_mean"], summary["llc_mcse"], tuple(summary["llc_per_chain"])
+
+
+def assert_same_results(runs: dict, name: str) -> None:
+    """The workspace's λ̂ per run equal the local run's, every summary.json ever seen there
+    was complete and final, and no temporary file stayed behind."""
+    local = summaries(runs["workspaces"]["local"])
+    mine = summaries(runs["workspaces"][name])
+    assert set(mine) == set((GRID if name == "grid" else FAULTS)["samplers"])
+    assert {s: llc(mine[s]) for s in mine} == {s: llc(local[s]) for s in mine}
+    assert not runs["unreadable"]
+    for (workspace, sampler), texts in runs["seen"].items():
+        if workspace == name:  # a failed group's runs may have written theirs before
+            assert {llc(json.loads(text)) for text in texts} == {llc(mine[sampler])}, sampler
+    assert not list((runs["workspaces"][name] / "results").glob("grid/runs/*/*/.*.tmp"))
+
+
+def killed_run(runs: dict, name: str, role_name: str) -> tuple[str, str]:
+    """(sampler, Slurm job) of the run given the role. Its directory when it was killed: a
+    complete-looking trace.npz, half a summary in a temporary file, no summary.json."""
+    killed = runs["killed"][(name, role_name)]
+    assert "summary.json" not in killed["files"]
+    assert {"trace.npz", ".summary.json.killed.tmp"} <= set(killed["files"])
+    return killed["sampler"], killed["job"]
+
+
+def retry_of(runs: dict, name: str, sampler: str, job: str) -> dict:
+    """The one other Slurm job that ran `sampler`, as sacct has it."""
+    (retry,) = {j for s, j, _ in calls(runs["workspaces"][name]) if s == sampler} - {job}
+    return {j["id"]: j for j in runs["jobs"][name]["rule_runs_sample"]}[retry]
+
+
+def test_grid_of_small_runs_is_batched(grid_runs):
+    """24 runs through the profile (runs=8) go out as 3 group jobs of 1 CPU, each asking for
+    the sum of its runs' runtimes (8 × 20 min); the 24 λ̂ equal those of
+    `snakemake --cores 2`. With the resubmitted group (the killed job below): 4 Slurm jobs
+    for the 24 runs (at most 6)."""
+    jobs = grid_runs["jobs"]["grid"]
+    runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
+    first = math.ceil(len(GRID["samplers"]) / runs_per_job)
+    sample_jobs = jobs["rule_runs_sample"]
+    assert len(sample_jobs) == first + 1 <= 6
+    assert "rule_sample" not in jobs
+    assert states(jobs["rule_build_target"]) == ["COMPLETED"]
+    assert sorted(states(sample_jobs)) == ["COMPLETED"] * first + ["FAILED"]
+    runtime = eval(PROFILE["set-resources"]["sample"]["runtime"], {"attempt": 1})  # noqa: S307
+    limits = sorted(minutes(job["limit"]) for job in sample_jobs)
+    assert limits == [runs_per_job * runtime] * first + [2 * runs_per_job * runtime]
+    assert {job["cpus"] for job in sample_jobs} == {"1"}
+    assert_same_results(grid_runs, "grid")
+
+
+def test_timeout_is_resubmitted_with_more_time(grid_runs):
+    """A run whose first attempt outlives `runtime: attempt * 1` (1 minute) is killed by
+    Slurm (TIMEOUT, after 60–90 s: slurmctld checks limits every 30 s), resubmitted with 2
+    minutes and completes; killed mid-write it had no summary.json, and the results equal
+    the local run's. (A group job of one run, runs=1: a group of N asks for N times the
+    time, so a group TIMEOUT would cost N minutes here; for groups the same resubmission path
+    is checked with a killed job.)"""
+    sampler, job = killed_run(grid_runs, "faults", "hang")
+    jobs = {j["id"]: j for j in grid_runs["jobs"]["faults"]["rule_runs_sample"]}
+    assert jobs[job]["state"] == "TIMEOUT" and minutes(jobs[job]["limit"]) == 1
+    retry = retry_of(grid_runs, "faults", sampler, job)
+    assert retry["state"] == "COMPLETED" and minutes(retry["limit"]) == 2
+    assert_same_results(grid_runs, "faults")
+
+
+def test_killed_group_job_is_resubmitted(grid_runs):
+    """A group job of 8 runs whose run is SIGKILLed mid-write (as the OOM killer or a crash
+    would) ends FAILED and is resubmitted (attempt 2, twice the time): all 8 runs run again
+    and complete; results equal the local run's and nothing half-written was kept."""
+    sampler, job = killed_run(grid_runs, "grid", "crash")
+    jobs = {j["id"]: j for j in grid_runs["jobs"]["grid"]["rule_runs_sample"]}
+    assert jobs[job]["state"] == "FAILED"
+    retry = retry_of(grid_runs, "grid", sampler, job)
+    assert retry["state"] == "COMPLETED"
+    assert minutes(retry["limit"]) == 2 * minutes(jobs[job]["limit"])
+    runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
+    assert len({s for s, j, _ in calls(grid_runs["workspaces"]["grid"])
+                if j == retry["id"]}) == runs_per_job
+    assert_same_results(grid_runs, "grid")
+
+
+def test_scancelled_job_is_redone_by_a_rerun(grid_runs):
+    """A job cancelled mid-run with `scancel` is NOT noticed by the Slurm plugin (2.8.0): sacct
+    says `CANCELLED by <uid>`, which it takes for a job still running, so Snakemake waits
+    (here: still running a minute after the cancel, its other run done). Stopping Snakemake
+    (Ctrl-C) and running the same command again redoes that run; results equal the local
+    run's.
+    If this starts failing because Snakemake resubmits the job itself, the plugin was fixed:
+    update README's cluster section."""
+    sampler, job = killed_run(grid_runs, "faults", "park")
+    jobs = {j["id"]: j for j in grid_runs["jobs"]["faults"]["rule_runs_sample"]}
+    assert jobs[job]["state"] == "CANCELLED"
+    assert grid_runs["still_waiting"] is True and grid_runs["waited"] > 30
+    assert f"SLURM-job '{job}'" not in grid_runs["outputs"]["faults"]  # no error reported
+    redo = retry_of(grid_runs, "faults", sampler, job)
+    assert redo["state"] == "COMPLETED" and minutes(redo["limit"]) == 1  # a fresh attempt 1
+    assert f"sampler={sampler}" in grid_runs["outputs"]["faults.rerun"]
+    assert_same_results(grid_runs, "faults")

@@ -17,6 +17,8 @@
 #   SLURM_LOCAL_USERS      extra users (space-separated) to associate with the account
 #   SLURM_LOCAL_DB_PORT    MariaDB TCP port on 127.0.0.1 [3306]
 #   SLURM_LOCAL_TIMEOUT    seconds to wait for each daemon / for the node to be idle [90]
+#   SLURM_LOCAL_CPUS       CPUs the node offers to Slurm [nproc]; more than the machine has
+#                          oversubscribes it (tests with jobs that mostly wait use this)
 #   SLURM_LOCAL_FORCE=1    overwrite an /etc/slurm/slurm.conf that this script did not write
 #
 # Exit codes: 0 ok; 1 failure (messages name the log files); 2 unsupported environment
@@ -169,7 +171,8 @@ pick_address() {
 write_configs() {  # sets CONF_CHANGED=1 when slurm.conf or slurmdbd.conf changed
   local node cpus mem
   node=$(hostname -s)
-  cpus=$(nproc)
+  cpus=${SLURM_LOCAL_CPUS:-$(nproc)}
+  [[ $cpus =~ ^[1-9][0-9]*$ ]] || die 1 "SLURM_LOCAL_CPUS must be a positive integer, not '$cpus'"
   mem=$(node_memory_mb)
   NODE=$node CPUS=$cpus MEM_MB=$mem
   pick_address

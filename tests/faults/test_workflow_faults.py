@@ -50,7 +50,8 @@ def estimates(root: Path) -> dict:
 
 
 def planned(output: str) -> list[str]:
-    return sorted(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.MULTILINE))
+    """The rules of the jobs a dry run lists (indented: a job of a group)."""
+    return sorted(re.findall(r"^\s*(?:local)?rule (\w+):$", output, flags=re.MULTILINE))
 
 
 def test_sigkill_mid_sample_then_rerun_incomplete(tmp_path, jax_cache_dir):

@@ -18,6 +18,8 @@ rule sample:
         SAMPLE_LOG,
     benchmark:
         "benchmarks/{experiment}/sample/{target}/{sampler}.tsv"
+    group:
+        "runs"
     threads: 1
     shell:
         "printf '%s' {params.config:q} > {output.experiment} && "
@@ -44,6 +46,8 @@ rule plot_run:
         "logs/{experiment}/plot_run/{target}/{sampler}.log",
     benchmark:
         "benchmarks/{experiment}/plot_run/{target}/{sampler}.tsv"
+    group:
+        "runs"
     threads: 1
     shell:
         "lambda-hat plot-run --run-dir $(dirname {input.summary}) --out {output} > {log} 2>&1"
@@ -59,6 +63,8 @@ rule export_arviz:
         "logs/{experiment}/export_arviz/{target}/{sampler}.log",
     benchmark:
         "benchmarks/{experiment}/export_arviz/{target}/{sampler}.tsv"
+    group:
+        "runs"
     threads: 1
     shell:
         "lambda-hat export-arviz --run-dir $(dirname {input.summary}) --out {output} > {log} 2>&1"
