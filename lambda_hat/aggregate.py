@@ -27,7 +27,8 @@ COLUMNS = [
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "wnv", "chains_total", "chains_failed", "draws_per_chain",
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
-    "checkpoint", "checkpoint_of", "training_step", "restricted_to", "grid_of", "settings",
+    "checkpoint", "checkpoint_of", "training_step", "restricted_to", "grid_of",
+    "localizer_suppression", "stationarity_drop", "grad_norm_at_w_star", "settings",
 ]
 """Then one column per grid key of the runs (`target.data.n`, `sampler.step_size`, ...)."""
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
@@ -47,6 +48,10 @@ def _row(summary: RunSummary) -> dict:
     row["warnings"] = "; ".join(summary.warnings)
     row["settings"] = json.dumps(summary.settings, sort_keys=True)
     row["sweep_of"] = summary.settings.get("sweep_of")
+    optimum = summary.optimum or {}
+    row["localizer_suppression"] = optimum.get("localizer_suppression")
+    row["stationarity_drop"] = optimum.get("stationarity_drop")
+    row["grad_norm_at_w_star"] = optimum.get("grad_norm")
     if summary.restricted_to is not None:
         row["restricted_to"] = ", ".join(summary.restricted_to)
     for key, value in (summary.grid_point or {}).items():

@@ -10,6 +10,7 @@ from .artifacts import package_versions
 from .diagnostics import run_warnings
 from .errors import PrecisionError, SamplingFailed
 from .estimator import estimate_llc
+from .optimum import check_optimum, optimum_warnings
 from .samplers import REGISTRY
 from .settings import as_dict
 from .summary import RunSummary
@@ -75,8 +76,11 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
     kept = output.loss[:, output.burn_in:]
     below = float(np.mean(kept < loss_star)) if kept.size else None
     stats = module.summarize(settings, output)
+    optimum = check_optimum(posterior, data, estimate.llc_mean)
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
-                + module.warnings(stats))
+                + module.warnings(stats)
+                + optimum_warnings(optimum, estimate.llc_mean, posterior.nbeta,
+                                   posterior.gamma))
     # The target's exact λ is the whole network's, not a restricted part's.
     exact = restricted_to is None
     true_llc = target.record["true_llc"] if exact else None
@@ -117,6 +121,7 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
         ess_per_second=ess / output.sample_seconds if ess and output.sample_seconds else None,
         ess_per_grad_eval=ess / output.grad_evals if ess and output.grad_evals else None,
         stats=stats,
+        optimum=optimum.to_dict(),
         warnings=tuple(warnings),
         status=run_status(estimate, warnings),
         versions=package_versions(),

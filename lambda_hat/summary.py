@@ -74,6 +74,9 @@ class RunSummary(Estimate):
     restricted_to: tuple[str, ...] | None = None
     """The parameter groups sampled (the restricted LLC; `settings.restrict` chose them);
     None: every parameter. `d` counts the sampled parameters."""
+    optimum: dict | None = None
+    """L_n's gradient and curvature at w* for this posterior (`lambda_hat.optimum.Optimum`):
+    the localizer's share of λ̂ and the drop a non-stationary w* causes."""
     version: int = VERSION
 
     def to_dict(self) -> dict:
