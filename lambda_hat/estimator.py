@@ -23,13 +23,45 @@ class Estimate:
     ess_bulk: float | None = None
     ess_tail: float | None = None
     r_hat: float | None = None
+    llc_mcse_ess: float | None = None
+    """The MCSE from the split-chain ESS alone (iid draws: the pooled std / √draws)."""
+    llc_mcse_between: float | None = None
+    """std(llc_per_chain) / √chains: the MCSE that chains' disagreement alone implies."""
+
+
+def llc_mcse(pooled: np.ndarray, per_chain: np.ndarray, ess: float | None, nbeta: float
+             ) -> tuple[float | None, float | None, float | None]:
+    """(MCSE, ESS-based MCSE, between-chain MCSE) of the pooled λ̂ = mean of `per_chain`.
+
+    The ESS-based figure nβ·std(L_n)/√ESS trusts the autocorrelation estimate of each chain;
+    chains that each look stationary but sit in different places (different basins, a mode
+    one chain has not left) make it far smaller than the spread of the chains' own estimates.
+    That spread estimates the same standard error without any autocorrelation model: the
+    chains are independent, so the mean of M of them has standard error
+    std(per chain, ddof=1)/√M (noisy with few chains, hence a floor, not a replacement). The MCSE reported is the larger of the two
+    (with ≥ 2 chains), so the error bar never claims more precision than the chains' agreement
+    shows. For iid draws (VI: each chain an independent fit, ESS = draws) the same floor is the
+    fit-to-fit spread, which the iid std/√draws of one pooled sample ignores. It is only a
+    floor on the ESS figure: with no ESS-based MCSE (constant trace, too few draws) there is
+    no MCSE.
+    """
+    ess_based = None
+    if ess and pooled.size > 1:
+        ess_based = float(nbeta * pooled.std(ddof=1) / np.sqrt(ess))
+    between = None
+    if len(per_chain) >= 2:
+        between = float(np.std(per_chain, ddof=1) / np.sqrt(len(per_chain)))
+    if ess_based is None:
+        return None, None, between
+    return max(ess_based, between or 0.0), ess_based, between
 
 
 def estimate_llc(loss: np.ndarray, burn_in: int, loss_star: float, nbeta: float,
                  markov_chain: bool = True) -> Estimate:
     """Pooled estimate from a (chains, T) trace of L_n.
 
-    Chains with any NaN/Inf after burn-in are excluded and counted, never averaged in.
+    Chains with any NaN/Inf after burn-in are excluded and counted, never averaged in. The
+    MCSE is `llc_mcse`'s: the split-chain ESS figure, floored by the chains' spread.
     """
     kept = np.asarray(loss, np.float64)[:, burn_in:]
     finite = np.all(np.isfinite(kept), axis=1)
@@ -47,14 +79,13 @@ def estimate_llc(loss: np.ndarray, burn_in: int, loss_star: float, nbeta: float,
     per_chain = nbeta * (good.mean(axis=1) - loss_star)
     diagnostics = chain_diagnostics(good) if markov_chain else {
         "ess": float(good.size), "ess_bulk": None, "ess_tail": None, "r_hat": None}
-    ess = diagnostics["ess"]
-    mcse = None
-    if ess:
-        mcse = float(nbeta * good.std(ddof=1) / np.sqrt(ess)) if good.size > 1 else None
+    mcse, mcse_ess, mcse_between = llc_mcse(good, per_chain, diagnostics["ess"], nbeta)
     return Estimate(
         **counts,
         llc_mean=float(per_chain.mean()),
         llc_std=float(per_chain.std(ddof=1)) if len(per_chain) > 1 else 0.0,
         llc_mcse=mcse,
+        llc_mcse_ess=mcse_ess,
+        llc_mcse_between=mcse_between,
         **diagnostics,
     )
