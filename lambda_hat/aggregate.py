@@ -22,7 +22,8 @@ from .summary import RunSummary, read_summary
 
 COLUMNS = [
     "experiment", "target", "sampler", "kind", "dtype", "n", "d", "beta", "gamma", "nbeta",
-    "llc_mean", "llc_std", "llc_mcse", "ess", "ess_bulk", "ess_tail", "r_hat",
+    "llc_mean", "llc_std", "llc_mcse", "llc_mcse_ess", "llc_mcse_between",
+    "ess", "ess_bulk", "ess_tail", "r_hat",
     "true_llc", "rel_error", "multiplicity", "ref_sampler", "ref_llc", "ref_rel_error",
     "grad_evals", "compile_seconds", "sample_seconds", "wall_seconds",
     "ess_per_second", "ess_per_grad_eval", "wnv", "chains_total", "chains_failed", "draws_per_chain",

@@ -191,9 +191,9 @@ def test_cli_rerun_from_the_program_cache_is_bit_identical(tmp_path, sampler, x6
                        ("off", {"JAX_COMPILATION_CACHE_DIR": ""})):
         if label == "hit":
             stored = {p: p.stat().st_mtime_ns for p in (cache / "lambda-hat-programs").iterdir()}
-            # the sampler's start and draw programs and the ESS/R-hat program (VI's iid
-            # draws need none)
-            assert len(stored) == (2 if sampler == "vi" else 3)
+            # the sampler's start and draw programs, the geometry at w* (lambda_hat.optimum)
+            # and the ESS/R-hat program (VI's iid draws need none)
+            assert len(stored) == (3 if sampler == "vi" else 4)
         out = tmp_path / label
         done = run_cli("sample", "--config", config, "--target-dir", tmp_path / "target",
                        "--sampler", sampler, "--out", out, x64=x64, env=env)
@@ -208,5 +208,5 @@ def test_cli_rerun_from_the_program_cache_is_bit_identical(tmp_path, sampler, x6
         assert trace.keys() == reference.keys()
         for key in reference:
             np.testing.assert_array_equal(trace[key], reference[key])
-        for key in ("llc_mean", "llc_std", "ess", "ess_bulk", "ess_tail", "r_hat"):
+        for key in ("llc_mean", "llc_std", "ess", "ess_bulk", "ess_tail", "r_hat", "optimum"):
             assert other[key] == summary[key], key

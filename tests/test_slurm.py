@@ -1,7 +1,9 @@
 """The workflow on a real (local, single-node) Slurm through `profiles/slurm`.
 
-Starts Slurm with accounting (tools/slurm-local.sh), so the plugin's default `sacct` status
-path is the one tested. Skips only where that is impossible (not root, no apt-get).
+Starts Slurm with accounting (tools/slurm-local.sh). The profile reads job states from
+`squeue` (a `scancel`led job is retried; sacct's `CANCELLED by <uid>` is not noticed by the
+plugin); the smoke test runs with the plugin's default, `sacct`, so both paths are tested.
+Skips only where that is impossible (not root, no apt-get).
 
 The profile batches runs: group `runs` (sample, plot_run, export_arviz) with
 `group-components: runs=N`, so up to N runs share one Slurm job (a "group job", whose sacct
@@ -12,10 +14,10 @@ smoke experiment through the profile as it is; the grid tests share one module f
 - `grid`: 24 small runs through the profile (its N = 8 and runtimes): 3 group jobs; in one
   of them the process of a run is SIGKILLed mid-write (as the OOM killer or a crash would),
   and the group is resubmitted;
-- `faults`: 2 of the same runs with N = 1 and `runtime: attempt * 1` for `sample`: the first
-  attempt of one run hangs until Slurm's 1-minute time limit kills it (TIMEOUT), the job of
-  the other is cancelled with `scancel` mid-write. The plugin (2.8.0) never notices that one
-  (sacct: `CANCELLED by 0`), so the test stops Snakemake (Ctrl-C) and runs it again;
+- `faults`: 4 of the same runs with N = 2 and `runtime: attempt * 1` for `sample` (a group
+  of 2 asks for 2 minutes): in one group job a run hangs until Slurm's time limit kills the
+  job (TIMEOUT), the other group job is cancelled with `scancel` mid-write; both groups are
+  resubmitted (attempt 2: twice the time) and complete;
 - `local`: the 24 runs with `snakemake --cores 2` (no profile), the reference.
 
 The misbehaving first attempts come from a stand-in `lambda-hat` first on PATH (sbatch
@@ -176,12 +178,14 @@ def estimates(workspace: Path) -> dict:
 
 
 def test_smoke_experiment_on_slurm(cluster, tmp_path):
-    """The smoke experiment through the profile as it is: its 3 runs fit in one group job.
-    A failing run fails its whole group job (documented in README): the group is retried,
-    and its other runs' outputs are not kept."""
+    """The smoke experiment through the profile, with the plugin's default status command
+    (sacct, which the profile replaces by squeue): its 3 runs fit in one group job. A
+    failing run fails its whole group job (documented in README): the group is retried, and
+    its other runs' outputs are not kept."""
     broken = {"broken": {"kind": "sgld", "chains": 2, "steps": 200, "batch_size": 64,
                          "step_size": 1.0}}
-    workspace = make_workspace(tmp_path / "slurm", cluster, smoke_experiment(broken))
+    workspace = make_workspace(tmp_path / "slurm", cluster, smoke_experiment(broken),
+                               profile_overrides={"slurm-status-command": "sacct"})
     planned = planned_jobs(workspace)
     runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
     group_jobs = math.ceil(planned["sample"] / runs_per_job)
@@ -250,11 +254,13 @@ def tiny_sgld(seed: int) -> dict:
 
 
 # 24 runs written out one by one (one target × 24 sampler entries with distinct seeds, about
-# 3 s each). The fault workflow runs two of them: same names and settings, same results.
+# 3 s each). The fault workflow runs four of them: same names and settings, same results.
 GRID = {"experiment": "grid", "posterior": {"beta": "auto", "gamma": 1.0},
         "targets": {"dln_small": TARGET},
         "samplers": {f"s{seed:02d}": tiny_sgld(seed) for seed in range(24)}}
-FAULTS = {**GRID, "samplers": {name: GRID["samplers"][name] for name in ("s00", "s01")}}
+FAULTS = {**GRID, "samplers": {f"s{seed:02d}": GRID["samplers"][f"s{seed:02d}"]
+                               for seed in range(4)}}
+FAULT_RUNS_PER_JOB = 2
 RESULT = "results/grid/llc.parquet"  # the runs and the table, not the per-run plots
 SMALL_MEMORY = {"build_target": {"mem_mb": "attempt * 1000"},
                 "sample": {"mem_mb": "attempt * 1000"}}
@@ -338,15 +344,14 @@ def child_pid(proc: subprocess.Popen) -> int:
 def grid_runs(cluster, tmp_path_factory):
     """The three workflows at once; acts on the stand-in's signals. grid's `crash` run: its
     process is SIGKILLed (as the OOM killer or a crash would). faults' `hang` run: left to
-    Slurm's time limit; its `park` run: `scancel`. Once everything else in faults is done and
-    its Snakemake still waits, that Snakemake is stopped (SIGINT) and the same command run
-    again.
+    Slurm's time limit; its `park` run: `scancel`.
     Meanwhile every summary.json that appears is read (each must be complete), and the
     directory of every run is listed when it is killed."""
     root = tmp_path_factory.mktemp("grid")
     ws = {"grid": make_workspace(root / "grid", cluster, GRID, set_resources=SMALL_MEMORY),
           "faults": make_workspace(root / "faults", cluster, FAULTS,
-                                   profile_overrides={"group-components": ["runs=1"]},
+                                   profile_overrides={"group-components":
+                                                      [f"runs={FAULT_RUNS_PER_JOB}"]},
                                    set_resources={**SMALL_MEMORY, "sample": {
                                        "runtime": "attempt * 1", "mem_mb": "attempt * 1000"}}),
           "local": make_workspace(root / "local", cluster, GRID)}
@@ -358,29 +363,22 @@ def grid_runs(cluster, tmp_path_factory):
     time.sleep(1)
     started = time.monotonic()
     procs: dict[str, tuple[subprocess.Popen, object]] = {}
-
-    def start(name: str, run: str) -> None:
-        log = (ws[name] / f"snakemake.{run}.out").open("w")
-        procs[run] = (subprocess.Popen(snakemake_command(RESULT, *args[name]), cwd=ws[name],
-                                       env=env[name], stdout=log, stderr=subprocess.STDOUT,
-                                       text=True), log)
-
     for name in ws:
-        start(name, name)
+        log = (ws[name] / "snakemake.out").open("w")
+        procs[name] = (subprocess.Popen(snakemake_command(RESULT, *args[name]), cwd=ws[name],
+                                        env=env[name], stdout=log, stderr=subprocess.STDOUT,
+                                        text=True), log)
     walls: dict[str, float] = {}
     seen: dict[tuple[str, str], set[str]] = {}  # (workspace, sampler) -> summary texts
     unreadable: list[str] = []
     killed: dict[tuple[str, str], dict] = {}  # (workspace, role) -> sampler, job, files
-    next_check = waited = 0.0
-    rerun_started = started
-    still_waiting = None
     try:
         while any(proc.poll() is None for proc, _ in procs.values()):
             now = time.monotonic()
             assert now - started < SNAKEMAKE_TIMEOUT, "the grid fixture's workflows hang"
-            for run, (proc, _) in procs.items():
-                if run not in walls and proc.poll() is not None:
-                    walls[run] = now - (rerun_started if run == "faults.rerun" else started)
+            for name, (proc, _) in procs.items():
+                if name not in walls and proc.poll() is not None:
+                    walls[name] = now - started
             for name in ("grid", "faults"):
                 for ready in sorted((ws[name] / "marks").glob("*.ready")):
                     if (name, ready.stem) in killed:
@@ -403,29 +401,9 @@ def grid_runs(cluster, tmp_path_factory):
                         unreadable.append(f"{name}: {path}")
                         continue
                     seen.setdefault((name, path.parent.name), set()).add(text)
-            # faults: once Snakemake has seen its other run finish (it polled sacct, where
-            # the cancelled job shows as `CANCELLED by 0`, at least twice since the cancel:
-            # for the TIMEOUT and for this), only the cancelled run is left. Stop Snakemake
-            # as a user would (Ctrl-C: SIGINT cancels its jobs; SIGTERM would wait for them)
-            # and run the same command again.
-            if ("faults", "park") in killed and "faults.rerun" not in procs \
-                    and now >= next_check:
-                next_check = now + 1
-                first = procs["faults"][0]
-                log = (ws["faults"] / "snakemake.faults.out").read_text()
-                if first.poll() is not None or "(Rule: sample)" in log:
-                    still_waiting = first.poll() is None
-                    waited = now - killed[("faults", "park")]["at"]
-                    if still_waiting:  # to Snakemake itself: `timeout` would SIGKILL it 30 s on
-                        os.kill(child_pid(first), signal.SIGINT)
-                        first.wait(timeout=120)
-                    walls["faults"] = time.monotonic() - started
-                    rerun_started = time.monotonic()
-                    start("faults", "faults.rerun")
             time.sleep(0.25)
-        for run, (proc, _) in procs.items():
-            walls.setdefault(run, time.monotonic() - (rerun_started if run == "faults.rerun"
-                                                      else started))
+        for name in procs:
+            walls.setdefault(name, time.monotonic() - started)
     finally:
         for proc, log in procs.values():
             if proc.poll() is None:
@@ -436,18 +414,15 @@ def grid_runs(cluster, tmp_path_factory):
             left = active_jobs(ws[name])
             if left:
                 subprocess.run(["scancel", *left], timeout=60)
-    outputs = {run: (ws[run.split(".")[0]] / f"snakemake.{run}.out").read_text()
-               for run in procs}
-    for run in ("grid", "local", "faults.rerun"):
-        assert run in procs and procs[run][0].returncode == 0, \
-            f"{run}:\n{outputs.get(run, 'not started')[-6000:]}"
+    outputs = {name: (ws[name] / "snakemake.out").read_text() for name in procs}
+    for name, (proc, _) in procs.items():
+        assert proc.returncode == 0, f"{name}:\n{outputs[name][-6000:]}"
     expected = {"rule_build_target": 1, "rule_runs_sample": 4}
     jobs = {name: wait_for_sacct(since, ws[name], expected) for name in ("grid", "faults")}
-    print("\ngrid fixture: " + ", ".join(f"{run} {wall:.1f}s" for run, wall in walls.items())
-          + f", all {time.monotonic() - started:.1f}s; scancel seen missed for {waited:.0f}s")
+    print("\ngrid fixture: " + ", ".join(f"{name} {wall:.1f}s" for name, wall in walls.items())
+          + f", all {time.monotonic() - started:.1f}s")
     return {"workspaces": ws, "jobs": jobs, "walls": walls, "seen": seen, "outputs": outputs,
-            "unreadable": unreadable, "killed": killed, "still_waiting": still_waiting,
-            "waited": waited}
+            "unreadable": unreadable, "killed": killed}
 
 
 def calls(workspace: Path) -> list[tuple[str, str, str]]:
@@ -514,18 +489,23 @@ def test_grid_of_small_runs_is_batched(grid_runs):
     assert_same_results(grid_runs, "grid")
 
 
+def runs_in(runs: dict, name: str, job: str) -> set[str]:
+    """The runs (samplers) a Slurm job ran `sample` for."""
+    return {s for s, j, _ in calls(runs["workspaces"][name]) if j == job}
+
+
 def test_timeout_is_resubmitted_with_more_time(grid_runs):
-    """A run whose first attempt outlives `runtime: attempt * 1` (1 minute) is killed by
-    Slurm (TIMEOUT, after 60–90 s: slurmctld checks limits every 30 s), resubmitted with 2
-    minutes and completes; killed mid-write it had no summary.json, and the results equal
-    the local run's. (A group job of one run, runs=1: a group of N asks for N times the
-    time, so a group TIMEOUT would cost N minutes here; for groups the same resubmission path
-    is checked with a killed job.)"""
+    """A group job of 2 runs (`runtime: attempt * 1` each: a 2-minute limit) whose run hangs
+    is killed by Slurm (TIMEOUT, up to 30 s late: slurmctld checks limits every 30 s), and
+    resubmitted with twice the time; both runs run again and complete. Killed mid-write, the
+    run had no summary.json; the results equal the local run's."""
     sampler, job = killed_run(grid_runs, "faults", "hang")
     jobs = {j["id"]: j for j in grid_runs["jobs"]["faults"]["rule_runs_sample"]}
-    assert jobs[job]["state"] == "TIMEOUT" and minutes(jobs[job]["limit"]) == 1
+    assert jobs[job]["state"] == "TIMEOUT"
+    assert minutes(jobs[job]["limit"]) == FAULT_RUNS_PER_JOB * 1
     retry = retry_of(grid_runs, "faults", sampler, job)
-    assert retry["state"] == "COMPLETED" and minutes(retry["limit"]) == 2
+    assert retry["state"] == "COMPLETED" and minutes(retry["limit"]) == 2 * FAULT_RUNS_PER_JOB
+    assert len(runs_in(grid_runs, "faults", retry["id"])) == FAULT_RUNS_PER_JOB
     assert_same_results(grid_runs, "faults")
 
 
@@ -540,25 +520,25 @@ def test_killed_group_job_is_resubmitted(grid_runs):
     assert retry["state"] == "COMPLETED"
     assert minutes(retry["limit"]) == 2 * minutes(jobs[job]["limit"])
     runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
-    assert len({s for s, j, _ in calls(grid_runs["workspaces"]["grid"])
-                if j == retry["id"]}) == runs_per_job
+    assert len(runs_in(grid_runs, "grid", retry["id"])) == runs_per_job
     assert_same_results(grid_runs, "grid")
 
 
-def test_scancelled_job_is_redone_by_a_rerun(grid_runs):
-    """A job cancelled mid-run with `scancel` is NOT noticed by the Slurm plugin (2.8.0): sacct
-    says `CANCELLED by <uid>`, which it takes for a job still running, so Snakemake waits
-    (here: still running a minute after the cancel, its other run done). Stopping Snakemake
-    (Ctrl-C) and running the same command again redoes that run; results equal the local
-    run's.
-    If this starts failing because Snakemake resubmits the job itself, the plugin was fixed:
-    update README's cluster section."""
+def test_scancelled_group_job_is_resubmitted(grid_runs):
+    """A group job cancelled with `scancel` mid-write (as an admin or a node failure would)
+    is seen as CANCELLED through squeue (the profile's `slurm-status-command`), reported and
+    resubmitted (attempt 2: twice the time) within the same Snakemake call; its runs
+    complete, nothing half-written was kept, the results equal the local run's."""
+    assert PROFILE["slurm-status-command"] == "squeue"
     sampler, job = killed_run(grid_runs, "faults", "park")
     jobs = {j["id"]: j for j in grid_runs["jobs"]["faults"]["rule_runs_sample"]}
     assert jobs[job]["state"] == "CANCELLED"
-    assert grid_runs["still_waiting"] is True and grid_runs["waited"] > 30
-    assert f"SLURM-job '{job}'" not in grid_runs["outputs"]["faults"]  # no error reported
-    redo = retry_of(grid_runs, "faults", sampler, job)
-    assert redo["state"] == "COMPLETED" and minutes(redo["limit"]) == 1  # a fresh attempt 1
-    assert f"sampler={sampler}" in grid_runs["outputs"]["faults.rerun"]
+    # reported as the group's error, with the cancelled job's Slurm log
+    output = grid_runs["outputs"]["faults"]
+    assert re.search(rf"message: Error in group runs\n\s+log: \S+/group_runs_sample/{job}\.log",
+                     output), output[-8000:]
+    retry = retry_of(grid_runs, "faults", sampler, job)
+    assert retry["state"] == "COMPLETED"
+    assert minutes(retry["limit"]) == 2 * minutes(jobs[job]["limit"])
+    assert len(runs_in(grid_runs, "faults", retry["id"])) == FAULT_RUNS_PER_JOB
     assert_same_results(grid_runs, "faults")
