@@ -1,8 +1,10 @@
 """Coverage of λ̂ ± MCSE: every sampler kind at its default settings, R seeds per target.
 
     python bench/coverage.py                  # R = 10: writes bench/coverage.json, docs/coverage.md
-    python bench/coverage.py --quick          # R = 3, prints only (unless --json/--markdown)
+                                              # (~10 min on 2 cores: 616 s on 2026-12-02)
+    python bench/coverage.py --quick          # R = 3 (~4-7 min), prints only (unless --json/--markdown)
     python bench/coverage.py --replicates 20 --kinds sgld hmc
+    python bench/coverage.py --render bench/coverage.json   # rewrite docs/coverage.md only
 
 For each kind and target, R runs that differ only in the sampler seed are compared with the
 target's finite-n answer: exact for the Gaussian potential (the `quadratic` target:
