@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -122,6 +123,7 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
         ess_per_grad_eval=ess / output.grad_evals if ess and output.grad_evals else None,
         stats=stats,
         optimum=optimum.to_dict(),
+        stopping=None if output.stopping is None else dataclasses.asdict(output.stopping),
         warnings=tuple(warnings),
         status=run_status(estimate, warnings),
         versions=package_versions(),

@@ -47,6 +47,9 @@ def _schema_of_type(annotation) -> dict:
 def _union(branches: list[dict]) -> dict:
     """One schema with a list of types where the branches are plain types or words (the
     words become a pattern on strings), so an error names the bound that failed; else anyOf."""
+    objects = [branch for branch in branches if branch.get("type") == "object"]
+    if len(objects) == 1 and len(branches) == 2 and {"type": "null"} in branches:
+        return {**objects[0], "type": ["object", "null"]}  # errors then name the inner key
     types_, words = [], []
     for branch in branches:
         if set(branch) == {"type"}:
@@ -105,8 +108,11 @@ def words_of(cls) -> dict[str, tuple]:
 
 
 def _typed(annotation, value):
-    if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
-        return make(annotation, value)
+    if isinstance(value, dict):
+        nested = [arg for arg in (get_args(annotation) or (annotation,))
+                  if dataclasses.is_dataclass(arg)]
+        if nested:  # a nested settings dataclass, or one of a union (`Until | None`)
+            return make(nested[0], value)
     return tuple(value) if isinstance(value, list) else value
 
 

@@ -74,6 +74,9 @@ class RunSummary(Estimate):
     restricted_to: tuple[str, ...] | None = None
     """The parameter groups sampled (the restricted LLC; `settings.restrict` chose them);
     None: every parameter. `d` counts the sampled parameters."""
+    stopping: dict | None = None
+    """How the run ended (`lambda_hat.samplers.stopping.Stopping`): `stopped_by` criterion,
+    budget or fixed, the trace points run of the budget, the `until` rule and its check."""
     optimum: dict | None = None
     """L_n's gradient and curvature at w* for this posterior (`lambda_hat.optimum.Optimum`):
     the localizer's share of λ̂ and the drop a non-stationary w* causes."""

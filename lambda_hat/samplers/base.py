@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple
 
 from ..settings import AUTO, bounded
+from .stopping import Until
 
 Precision = Literal["float32", "float64"]
 
@@ -38,6 +39,9 @@ class SamplerSettings:
     restrict: tuple[int | str, ...] | None = bounded(None, minItems=1)
     """Parameter groups to sample, by layer index or path glob (the rest stay at w*):
     the restricted LLC (`lambda_hat.restrict`). None: every parameter."""
+    until: Until | None = None
+    """Stop early once the kept draws pass R-hat and ESS (`lambda_hat.samplers.stopping`);
+    the run's length is then its budget. None: run it all. VI ignores it."""
     sweep_of: str | None = None
     """The sampler entry a grid point came from (`lambda_hat.grid`; calibration sweeps)."""
     grid_point: dict | None = None
@@ -157,6 +161,8 @@ class SamplerOutput:
     nbeta: float = 1.0
     compile_seconds: float = 0.0
     sample_seconds: float = 0.0
+    stopping: Any = None
+    """How the run ended (`stopping.Stopping`): its length, and the `until` rule's check."""
 
     @property
     def grad_evals(self) -> float:

@@ -6,7 +6,11 @@ two programs around it, each traced and compiled once:
 - start: the module's `setup` (shared by all chains), then per chain key a (warmup key, draw
   key) pair and the warmup. It runs per chain, one chain after another (`lax.map`:
   BlackJAX's adaptations are while-loops), or once for all chains when the settings say
-  `adaptation: shared` (its cost is then spread over the chains);
+  `adaptation: shared` (its cost is then spread over the chains). A module may then have a
+  `pilot(settings, posterior, setup, states, key) -> (setup, states)` that runs all chains
+  together from their warmed states to tune the shared setup (the minibatch samplers'
+  automatic step: `langevin.pilot`); its cost is the setup's, its draws are discarded and
+  the chains continue from its last states;
 - draws: `scan` over steps, chains by `vmap` (or `lax.map` for kernels with while-loops),
   for one chunk of the trace. The chunks run one after another from the carried states,
   with the keys a single scan would use, so the numbers do not depend on the chunking; after
@@ -22,6 +26,7 @@ the programs as flat lists of arrays, so a cached program never needs BlackJAX's
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from functools import partial
@@ -32,6 +37,7 @@ import numpy as np
 
 from ..programs import compile_program, default_cache_dir
 from .base import NoWarmup, SamplerOutput
+from .stopping import MIN_CHUNKS, Stopping, check as check_until
 
 log = logging.getLogger("lambda_hat")
 
@@ -108,8 +114,14 @@ def _strong(tree):
 
 
 def _start(module, settings, posterior, data, keys):
-    """The start program: setup, per-chain warmup info and params, the chains' state leaves."""
+    """The start program: setup, per-chain warmup info and params, the chains' state leaves;
+    then the module's `pilot`, if it has one, on all chains at once (its tuned setup and the
+    chains' states where it left them)."""
     setup, warmup, states, params = _warmed(module, settings, posterior, data, keys)
+    pilot = getattr(module, "pilot", None)
+    if pilot is not None:
+        setup, states = pilot(settings, posterior.bind(data), setup, states,
+                              jax.random.fold_in(keys[0], 2))
     return _strong((setup, warmup, params, jax.tree.leaves(states)))
 
 
@@ -168,6 +180,9 @@ def run(module, settings, posterior, data) -> SamplerOutput:
                      params, states, first)
     compile_seconds += time.perf_counter() - clock
     chunks, count = [], points // size
+    until = settings.until if module.MARKOV_CHAIN else None
+    burn_in = getattr(settings, "burn_in", 0.0)
+    stopping = Stopping(rule=None, stopped_by="fixed", trace_points=points, budget=points)
     clock = time.perf_counter()
     for index in range(count):
         states, trace = jax.block_until_ready(
@@ -177,6 +192,22 @@ def run(module, settings, posterior, data) -> SamplerOutput:
         log.info("%s: %3.0f%% of %d trace points × %d chains in %.1f s, about %.1f s left",
                  settings.kind, 100 * (index + 1) / count, points, settings.chains, elapsed,
                  elapsed * (count - index - 1) / (index + 1))
+        if until is not None and index + 1 >= MIN_CHUNKS:
+            checking = time.perf_counter()
+            passes, found = check_until(np.concatenate([c["loss"] for c in chunks], axis=1),
+                                        burn_in, until)
+            checked = time.perf_counter() - checking  # nearly all compilation (one per length)
+            compile_seconds += checked
+            clock += checked
+            stopping = Stopping(rule=dataclasses.asdict(until),
+                                stopped_by="criterion" if passes else "budget",
+                                trace_points=(index + 1) * size, budget=points, **found)
+            if passes:
+                log.info("%s: the until rule passed at %d of %d trace points: R-hat %s ≤ %s, "
+                         "ESS %.0f ≥ %s", settings.kind, (index + 1) * size, points,
+                         "n/a" if found["r_hat"] is None else f"{found['r_hat']:.4f}",
+                         until.r_hat, found["ess"], until.ess)
+                break
     sample_seconds += time.perf_counter() - clock
     trace = {name: np.concatenate([chunk[name] for chunk in chunks], axis=1)
              for name in chunks[0]}
@@ -196,4 +227,5 @@ def run(module, settings, posterior, data) -> SamplerOutput:
         nbeta=posterior.nbeta,
         compile_seconds=compile_seconds,
         sample_seconds=sample_seconds,
+        stopping=stopping,
     )
