@@ -6,7 +6,9 @@ their `build` functions only).
 - the minibatch loss gradient, and the log-density gradient it gives;
 - preconditioners: identity (SGLD), RMSProp, and Adam = RMSProp with a first-moment drift;
 - the Langevin kernel over any preconditioner;
-- the MALA probe, a step-size check at each trace point.
+- the MALA probe, a step-size check at each trace point;
+- the pilot: under `step_size: auto`, all chains run a short stretch that lowers the
+  curvature rule's step until the probe accepts `target_acceptance`.
 
 SGLD:  Δw = −(ε/2)(nβ ∇L_batch(w) + γ(w − w*)) + √ε ξ; BlackJAX's overdamped Langevin step is
 w + h ∇log p + √(2h) ξ with h = ε/2, and takes h elementwise, so a preconditioner gives a
@@ -20,6 +22,7 @@ of w_t, is an unbiased estimate of L_n(w_t): the driver averages them into trace
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -91,12 +94,27 @@ def curvature_at_w_star(posterior, key, needed: bool) -> tuple[Curvature, float]
 
 class Setup(NamedTuple):
     """Shared by all chains: the step (ε, or h for momentum methods), the preconditioner's
-    stabilizer (0 without one), the curvature that set them, and its cost."""
+    stabilizer (0 without one), the curvature that set them, and the cost of both.
+
+    Under `step_size: auto`, `curvature_step_size` is the curvature rule's step and
+    `step_size` the pilot's (the same without a pilot); the pilot's last-half mean MALA
+    acceptance and its steps per chain are recorded (NaN and 0 without one)."""
 
     step_size: object
     stabilizer: object
     curvature: Curvature
     grad_evals: object
+    curvature_step_size: object = float("nan")
+    pilot_acceptance: object = float("nan")
+    pilot_steps: object = 0
+
+
+def make_setup(settings, step, stabilizer, curvature: Curvature, cost) -> Setup:
+    """The setup before any pilot: the rule's step is recorded under `step_size: auto`."""
+    dtype = step.dtype
+    nan = jnp.asarray(jnp.nan, dtype)
+    return Setup(step, jnp.asarray(stabilizer, dtype), curvature, jnp.asarray(cost),
+                 step if is_auto(settings.step_size) else nan, nan, jnp.zeros((), jnp.int32))
 
 
 def step_size(settings, curvature: Curvature, auto_rule: Callable):
@@ -251,3 +269,104 @@ def langevin_kernel(settings, posterior, preconditioner: Preconditioner, step) -
         return state.position, step * preconditioner.scale(state.preconditioner)
 
     return Kernel(init=init, step=one_step, probe=mala_probe(posterior, settings, current))
+
+
+PILOT_PROBE_EVERY = 10
+"""Pilot steps between MALA probes."""
+PILOT_ROUND = 50
+"""Pilot steps per adaptation of the step (5 probes per chain)."""
+PILOT_FRACTION = 0.1
+"""`pilot_steps: auto`: this fraction of `steps`, at most PILOT_AUTO_MAX, in whole rounds."""
+PILOT_AUTO_MAX = 4000
+"""The cap of `pilot_steps: auto` (so a long `steps` budget, as under `until`, does not buy
+a long pilot)."""
+PILOT_MAX_SHRINK = 1.0e-3
+"""The pilot's step stays within [this, 1] × the curvature rule's."""
+PILOT_MAX_MOVE = math.log(4.0)
+"""The largest change of a probe's log step in one round."""
+
+
+def pilot_steps(settings) -> int:
+    """Pilot steps per chain: 0 for an explicit step (no pilot), else `pilot_steps` (auto:
+    PILOT_FRACTION of `steps`, at most PILOT_AUTO_MAX), in whole rounds of PILOT_ROUND."""
+    if not is_auto(settings.step_size):
+        return 0
+    steps = settings.pilot_steps
+    if is_auto(steps):
+        steps = min(PILOT_AUTO_MAX, int(PILOT_FRACTION * settings.steps))
+    return PILOT_ROUND * (int(steps) // PILOT_ROUND)
+
+
+def pilot(settings, posterior, setup: Setup, states, key, build: Callable, exponent: int = 1):
+    """Tune the automatic step on all chains at once: (setup with the tuned step, the
+    chains' states at the pilot's end).
+
+    From the curvature rule's step ε₀ (`setup.step_size`), the chains (a leading chain axis
+    in `states`, vmapped) run `pilot_steps(settings)` steps in rounds of PILOT_ROUND, with a
+    MALA probe every PILOT_PROBE_EVERY steps. After each round the log step moves towards
+    the target: the probes' rejection rate r = 1 − a of a Langevin proposal grows like
+    ε^{3/2} (ε the probe's step: h^`exponent` for a momentum method's time step h), so a
+    Newton step is Δlog ε = (2/3) log(r*/r) ≈ (2/3)(â − a*)/r* near the target a*; the
+    linear form (clipped to ±log 4) is used because the mean acceptance â over chains and
+    probes is unbiased and its logarithm is not. Gain g_t = 1/√(t + 1): slow enough to
+    average the probes' noise, fast enough to follow the chains as they spread from w* into
+    stiffer regions (a 1/t gain settled on steps the spreading chains no longer accepted).
+    The step never goes above ε₀ (the rule is an upper bound) nor below
+    PILOT_MAX_SHRINK ε₀. The tuned step is the geometric mean of the last half's steps; the
+    acceptance recorded is that half's mean. A chain whose state turns non-finite in a round
+    returns to its state before that round (its probes count as rejections). Every pilot
+    step and probe is counted in `grad_evals` (all chains). The pilot's draws are warmup:
+    the estimate never sees them, and the chains continue from where the pilot left them.
+    Minibatch kernels take no per-chain params (`()`).
+    """
+    total = pilot_steps(settings)
+    if total == 0:
+        return setup, states
+    rounds = total // PILOT_ROUND
+    probes = PILOT_ROUND // PILOT_PROBE_EVERY
+    dtype = setup.step_size.dtype
+    start = setup.step_size
+    target = settings.target_acceptance
+    slope = 2.0 / 3.0
+    lowest = math.log(PILOT_MAX_SHRINK)
+
+    def one_chain(kernel, key, state):
+        def block(state, block_key):
+            steps_key, probe_key = jax.random.split(block_key)
+            state, infos = jax.lax.scan(lambda s, k: kernel.step(k, s, ()), state,
+                                        jax.random.split(steps_key, PILOT_ROUND // probes))
+            probe = kernel.probe(probe_key, state, ())
+            cost = jnp.sum(jnp.asarray(infos.grad_evals)) + probe.grad_evals
+            return state, (probe.mala_acceptance, cost)
+
+        return jax.lax.scan(block, state, jax.random.split(key, probes))
+
+    def one_round(carry, round_key):
+        states, log_shrink, t = carry
+        kernel = build(settings, posterior,
+                       setup._replace(step_size=(start * jnp.exp(log_shrink)).astype(dtype)))
+        chain_keys = jax.random.split(round_key, settings.chains)
+        new, (acceptance, cost) = jax.vmap(lambda k, s: one_chain(kernel, k, s))(
+            chain_keys, states)
+        finite = jax.vmap(lambda leaves: jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(leaves)])))(new)
+        acceptance = jnp.where(finite[:, None], jnp.nan_to_num(acceptance), 0.0)
+        states = jax.tree.map(
+            lambda a, b: jnp.where(finite.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+            new, states)
+        mean = jnp.mean(acceptance)
+        newton = jnp.clip(slope * (mean - target) / (1.0 - target), -PILOT_MAX_MOVE,
+                          PILOT_MAX_MOVE)
+        moved = log_shrink + jax.lax.rsqrt(t + 1.0) * newton / exponent
+        moved = jnp.clip(moved, lowest, 0.0).astype(log_shrink.dtype)
+        return (states, moved, t + 1.0), (log_shrink, mean, jnp.sum(cost))
+
+    init = (states, jnp.zeros((), dtype), jnp.zeros((), dtype))
+    (states, _, _), (log_shrinks, means, costs) = jax.lax.scan(
+        one_round, init, jax.random.split(key, rounds))
+    half = rounds // 2
+    step = (start * jnp.exp(jnp.mean(log_shrinks[half:]))).astype(dtype)
+    return setup._replace(
+        step_size=step, grad_evals=setup.grad_evals + jnp.sum(costs),
+        pilot_acceptance=jnp.mean(means[half:]).astype(dtype),
+        pilot_steps=jnp.asarray(total, jnp.int32)), states

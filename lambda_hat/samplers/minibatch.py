@@ -3,13 +3,30 @@ spacing, their statistics and their warnings. JAX-free."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..settings import is_auto
+from ..settings import AUTO, bounded, is_auto
+from .base import MinibatchSettings
 
 MARKOV_CHAIN = True
 FAILURE_HINT = "lower step_size"
 LOSS_TRACE = "minibatch_mean"
+
+
+@dataclass(frozen=True)
+class PilotedSettings(MinibatchSettings):
+    """The minibatch settings and the pilot that tunes `step_size: auto`
+    (`langevin.pilot`)."""
+
+    pilot_steps: int | AUTO = bounded("auto", minimum=0)
+    """Pilot steps per chain under `step_size: auto` (in whole rounds of 50; 0: no pilot,
+    the curvature rule's step as it is); `auto`: 10% of `steps`, at most 4000."""
+    target_acceptance: float = bounded(0.95, exclusiveMinimum=0, exclusiveMaximum=1)
+    """The pilot lowers the step until the MALA probe's mean acceptance is this."""
+
+
 def check(settings) -> list[tuple[str, str]]:
     if settings.steps < settings.trace_every:
         return [("steps", "must be at least eval_every")]
@@ -17,13 +34,19 @@ def check(settings) -> list[tuple[str, str]]:
 
 
 def summarize(settings, output) -> dict:
-    """Statistics of a run; `output.setup` holds the step size and the curvature."""
+    """Statistics of a run; `output.setup` holds the step size, the curvature rule's step,
+    the pilot's acceptance and steps, and the curvature."""
     kept = output.traces["mala_acceptance"][:, output.burn_in:]
     setup = output.setup
     curvature = float(setup.curvature.top)
+    pilot = int(setup.pilot_steps)
     return {
         "step_size": float(setup.step_size),
         "step_size_auto": bool(is_auto(settings.step_size)),
+        "step_size_curvature": _finite(setup.curvature_step_size),
+        "pilot_steps": pilot,
+        "pilot_acceptance": _finite(setup.pilot_acceptance),
+        "pilot_target_acceptance": settings.target_acceptance if pilot else None,
         "top_curvature": None if np.isnan(curvature) else curvature,
         "batch_size": settings.batch_size,
         "burn_in_discarded": output.burn_in * settings.trace_every,
@@ -36,10 +59,16 @@ def summarize(settings, output) -> dict:
     }
 
 
+def _finite(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
 MALA_ACCEPTANCE_MIN = 0.8
 """The MALA acceptance of a Langevin proposal at the run's step size is a blunt instrument
 with one stiff direction among many (docs/samplers.md has the measured relation to λ̂'s
-bias); defaults give ≥ 0.93, and below 0.8 the step size dominates λ̂."""
+bias); automatic steps are piloted to 0.95 (kept draws 0.87-0.99 on small DLNs), and below
+0.8 the step size dominates λ̂."""
 
 
 def warnings(stats: dict) -> list[str]:

@@ -9,7 +9,9 @@ h√c < 2 on a direction of curvature c).
 
 `step_size: auto` sets h = τ / max(√c, α), c = nβ λ_max + γ: h√c = τ keeps the stiffest
 direction's oscillation resolved, and hα ≤ τ keeps the friction's damping per step small
-(the discretised friction factor 1 − hα must stay well inside (0, 1)).
+(the discretised friction factor 1 − hα must stay well inside (0, 1)). The pilot
+(`langevin.pilot`, probe step h²) then lowers h until the MALA probe accepts
+`target_acceptance`; it never raises it, so hα ≤ τ stays.
 """
 
 from __future__ import annotations
@@ -18,16 +20,16 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..settings import bounded, is_auto
-from .base import Kernel, MinibatchSettings
+from .base import Kernel
 from . import minibatch
-from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check
+from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, PilotedSettings, check
 
 __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check",
-           "momentum_step", "setup", "summarize", "warnings"]
+           "momentum_step", "pilot", "setup", "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
-class Settings(MinibatchSettings):
+class Settings(PilotedSettings):
     kind: Literal["sghmc"] = "sghmc"
     step_size_scale: float = bounded(0.1, exclusiveMinimum=0)
     alpha: float = bounded(10.0, exclusiveMinimum=0)
@@ -73,15 +75,21 @@ def momentum_step(noise_key, position, momentum, friction, log_density_grad, h, 
 
 
 def momentum_setup(settings, posterior, key, auto_rule):
-    """The time step h: configured, or `auto_rule(τ, curvature)`."""
-    import jax.numpy as jnp
-
+    """The time step h: configured, or `auto_rule(τ, curvature)` (the pilot's start)."""
     from . import langevin
 
     curvature, cost = langevin.curvature_at_w_star(posterior, key,
                                                    is_auto(settings.step_size))
     h = langevin.step_size(settings, curvature, auto_rule)
-    return langevin.Setup(h, jnp.zeros((), h.dtype), curvature, jnp.asarray(cost))
+    return langevin.make_setup(settings, h, 0.0, curvature, cost)
+
+
+def momentum_pilot(settings, posterior, setup, states, key, build):
+    """The pilot on a momentum method: its probe's Langevin step is h², and the pilot only
+    ever lowers h, so the automatic bound h ≤ τ/α stays."""
+    from . import langevin
+
+    return langevin.pilot(settings, posterior, setup, states, key, build, exponent=2)
 
 
 def momentum_kernel(settings, posterior, h, init, update) -> Kernel:
@@ -113,6 +121,10 @@ def setup(settings: Settings, posterior, key):
     alpha = settings.alpha
     return momentum_setup(settings, posterior, key,
                           lambda tau, c: tau / jnp.maximum(jnp.sqrt(c.stiffest), alpha))
+
+
+def pilot(settings: Settings, posterior, setup, states, key):
+    return momentum_pilot(settings, posterior, setup, states, key, build)
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:

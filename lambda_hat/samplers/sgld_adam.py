@@ -17,8 +17,8 @@ from . import sgld_rmsprop
 from .base import Kernel
 from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, warnings
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
-           "summarize", "warnings"]
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "pilot",
+           "setup", "summarize", "warnings"]
 summarize = sgld_rmsprop.summarize
 
 
@@ -33,6 +33,14 @@ def setup(settings: Settings, posterior, key):
     beta1 = settings.beta1
     return sgld_rmsprop.preconditioned_setup(
         settings, posterior, key, lambda step: step * (1 - beta1) / (1 + beta1))
+
+
+def pilot(settings: Settings, posterior, setup, states, key):
+    """RMSProp-SGLD's pilot on this kernel (the probe ignores the drift's lag, so the
+    (1 − β1)/(1 + β1) factor stays)."""
+    from . import langevin
+
+    return langevin.pilot(settings, posterior, setup, states, key, build)
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:

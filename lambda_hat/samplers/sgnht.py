@@ -7,7 +7,7 @@ every mode by √(1 + h²c) per step; its thermostat (rate h) reacts too slowly,
 up and then froze on a DLN. This order (`sghmc.momentum_step`, symplectic Euler) is stable
 for h√c < 2. `step_size: auto` is SGHMC's, h = τ / max(√c, α): h√c = τ alone ignored the
 friction, and where the curvature is low (a small, low-variance data set) 2αh exceeded 1 and
-every chain diverged.
+every chain diverged. SGHMC's pilot then only lowers h, so that bound stays.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from . import sghmc
 from .base import Kernel
 from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "setup",
-           "summarize", "warnings"]
+__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "pilot",
+           "setup", "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,12 @@ class State(NamedTuple):
 setup = sghmc.setup
 summarize = sghmc.summarize
 warnings = sghmc.warnings
+
+
+def pilot(settings: Settings, posterior, setup, states, key):
+    """SGHMC's pilot on this kernel (thermostat included); h only ever goes down, so the
+    friction bound h ≤ τ/α of the automatic step stays."""
+    return sghmc.momentum_pilot(settings, posterior, setup, states, key, build)
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:
