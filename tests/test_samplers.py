@@ -242,6 +242,11 @@ def test_vi_elbo_and_llc_on_a_gaussian(results):
 def test_too_large_sgld_step_is_flagged(results):
     moderate, hopeless = _get(results, "too_large")
     assert any("MALA acceptance" in warning for warning in moderate["warnings"]), moderate
+    # pilot_steps: 0 keeps the curvature rule's step as it is, however poor.
+    stats = moderate["stats"]
+    assert stats["pilot_steps"] == 0 and stats["pilot_acceptance"] is None
+    assert stats["pilot_target_acceptance"] is None and stats["step_size_auto"]
+    assert stats["step_size"] == stats["step_size_curvature"]
     assert "NaN/Inf" in hopeless["error"], hopeless
 
 

@@ -6,6 +6,7 @@ and must leave it consistent (every output up to date) for the tests after them.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -168,6 +169,23 @@ def test_smoke_table_has_one_finite_row_per_run(smoke):
     assert {p.name for p in (plots / "runs" / "dln_small").iterdir()} == {"hmc.png", "sgld.png"}
     assert [p.name for p in (plots / "targets").iterdir()] == ["dln_small.png"]
     assert (smoke / "results" / "smoke" / "llc.html").read_text().count("<tr") == len(expected) + 1
+
+
+def test_an_explicit_step_size_skips_the_pilot(smoke):
+    """smoke.yaml gives SGLD a step size: no pilot runs, and the step is the one given."""
+    config = yaml.safe_load((smoke / "config" / "smoke.yaml").read_text())
+    summary = json.loads((smoke / "results" / "smoke" / "runs" / "dln_small" / "sgld"
+                          / "summary.json").read_text())
+    stats = summary["stats"]
+    assert stats["pilot_steps"] == 0 and stats["pilot_acceptance"] is None
+    assert stats["pilot_target_acceptance"] is None
+    assert stats["step_size"] == pytest.approx(config["samplers"]["sgld"]["step_size"], rel=1e-6)
+    assert stats["step_size_curvature"] is None and not stats["step_size_auto"]
+    assert summary["grad_evals"] == pytest.approx(
+        summary["chains_total"] * (config["samplers"]["sgld"]["steps"]
+                                   * (1 + 2 / stats["eval_every"])
+                                   * config["samplers"]["sgld"]["batch_size"]
+                                   / config["targets"]["dln_small"]["data"]["n"]), rel=1e-6)
 
 
 def test_every_job_has_a_log_and_a_benchmark(smoke):
