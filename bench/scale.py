@@ -1,0 +1,181 @@
+"""Scale table: deep linear networks of d ≈ 10⁴, 10⁵, 10⁶ through the CLI the workflow calls.
+
+    python bench/scale.py                        # every size and sampler (about an hour)
+    python bench/scale.py --sizes 1e4 --samplers sgld_rmsprop
+    python bench/scale.py --steps 1e6=6000       # a shorter budget where a size needs one
+
+Each target is a DLN of five equal widths H (four H×H layers), a teacher of rank H/5,
+n = 10⁵ Gaussian inputs, noiseless, `lambda-hat build` in float64; each sampler runs with its
+registry defaults (`kind:` only, float32) unless `--steps` sets a budget for a size. One
+process at a time with all cores (`--threads`), so a row's time is the machine's, not shared
+with another job. Peak memory is the process's own maximum RSS (`os.wait4`). Writes
+bench/scale.json and the "Scale" section of bench/results.md (replacing an older one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+WIDTHS = {"1e4": 50, "1e5": 158, "1e6": 500}
+"""H per size: d = 4H² = 10,000, 99,856 and 1,000,000."""
+N = 100_000
+SAMPLERS = ("sgld", "sgld_rmsprop", "sghmc")
+SECTION = "## Scale: deep linear networks of 10⁴–10⁶ parameters"
+
+
+def experiment(sizes, samplers, steps: dict) -> dict:
+    targets = {f"dln_{size}": {"model": {"kind": "dln", "widths": [WIDTHS[size]] * 5,
+                                         "rank": WIDTHS[size] // 5},
+                               "data": {"n": N}, "seed": 0} for size in sizes}
+    entries = {}
+    for kind in samplers:
+        entries[kind] = {"kind": kind}
+        for size, budget in steps.items():
+            entries[f"{kind}_{size}"] = {"kind": kind, "steps": budget}
+    return {"experiment": "scale", "posterior": {"beta": "auto", "gamma": 1.0},
+            "targets": targets, "samplers": entries}
+
+
+def run_measured(command: list, x64: bool, log: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one CLI process; its output goes to `log`."""
+    env = {**os.environ, "JAX_ENABLE_X64": "1" if x64 else "0"}
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} failed; its log:\n"
+                           + log.read_text()[-3000:])
+    return wall, usage.ru_maxrss / 1024
+
+
+def row(size: str, sampler: str, summary: dict, wall: float, rss: float) -> dict:
+    stats, stopping = summary["stats"], summary["stopping"] or {}
+    steps = stopping.get("trace_points", 0) * summary["trace_every"]
+    per_step = summary["sample_seconds"] / (steps + stats.get("pilot_steps", 0))
+    return {"size": size, "d": summary["d"], "n": summary["n"], "sampler": sampler,
+            "kind": summary["kind"], "steps": steps, "pilot_steps": stats.get("pilot_steps"),
+            "step_size": stats.get("step_size"), "llc": summary["llc_mean"],
+            "mcse": summary["llc_mcse"], "true_llc": summary["true_llc"],
+            "rel_error": summary["rel_error"], "r_hat": summary["r_hat"], "ess": summary["ess"],
+            "mala_acceptance": stats.get("mala_acceptance_mean"),
+            "seconds_per_step": per_step, "sample_seconds": summary["sample_seconds"],
+            "compile_seconds": summary["compile_seconds"], "wall_seconds": wall,
+            "peak_rss_mb": rss, "status": summary["status"],
+            "warnings": summary["warnings"]}
+
+
+def table(results: dict) -> str:
+    lines = [SECTION, "",
+             f"{results['date']}. Machine: {results['machine']}. Command: `{results['command']}`"
+             f" ({results['minutes']:.0f} min). DLN widths [H]×5 (four H×H layers), teacher "
+             f"rank H/5, n = {N:,}, noiseless, γ = 1, β = 1/log n; float32, 4 chains, one "
+             "process at a time with both cores. Time per step: sampling seconds over the "
+             "steps of all 4 chains (pilot included). Peak RSS: the sample process's. "
+             "Build: " + ", ".join(f"d = {b['d']:,} {b['wall_seconds']:.0f} s, "
+                                   f"{b['peak_rss_mb']:.0f} MB"
+                                   for b in results["builds"].values()) + ".", "",
+             "| d | sampler | steps | ms / step | peak RSS | λ̂ ± MCSE | exact λ | rel. error "
+             "| R-hat | ESS | MALA acc. | sampling | total | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        lines.append(
+            f"| {r['d']:,} | {r['sampler']} | {r['steps']:,} + {r['pilot_steps']:,} pilot | "
+            f"{1e3 * r['seconds_per_step']:.2f} | {r['peak_rss_mb']:.0f} MB | "
+            f"{r['llc']:.1f} ± {r['mcse']:.1f} | {r['true_llc']:g} | {100 * r['rel_error']:+.1f}% "
+            f"| {r['r_hat']:.3f} | {r['ess']:.0f} | {r['mala_acceptance']:.2f} | "
+            f"{r['sample_seconds']:.0f} s | {r['wall_seconds']:.0f} s | {r['status']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    """Replace this bench's section of bench/results.md (or append it)."""
+    path = BENCH / "results.md"
+    old = path.read_text() if path.exists() else ""
+    if SECTION in old:
+        before, after = old.split(SECTION, 1)
+        rest = after.split("\n## ", 1)
+        old = before + ("## " + rest[1] if len(rest) > 1 else "")
+    path.write_text(old.rstrip("\n") + "\n\n" + text)
+
+
+def merged(old: dict, new: dict) -> dict:
+    """The rows of an earlier bench/scale.json that this run did not remeasure, then this
+    run's (`--merge`: sizes measured in separate sittings)."""
+    done = {(r["size"], r["sampler"]) for r in new["rows"]}
+    rows = [r for r in old["rows"] if (r["size"], r["sampler"]) not in done] + new["rows"]
+    order = list(WIDTHS)
+    rows.sort(key=lambda r: (order.index(r["size"]), SAMPLERS.index(r["kind"])
+                             if r["kind"] in SAMPLERS else len(SAMPLERS)))
+    return {**new, "rows": rows, "builds": {**old["builds"], **new["builds"]},
+            "command": f"{old['command']}; {new['command']}",
+            "minutes": old["minutes"] + new["minutes"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="*", default=list(WIDTHS), choices=list(WIDTHS))
+    parser.add_argument("--samplers", nargs="*", default=list(SAMPLERS))
+    parser.add_argument("--steps", nargs="*", default=[], metavar="SIZE=STEPS",
+                        help="a step budget for one size instead of the default")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--keep", type=Path, help="keep targets and runs here")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep bench/scale.json's rows of other sizes and samplers")
+    args = parser.parse_args()
+    steps = {size: int(float(value)) for size, value in (s.split("=") for s in args.steps)}
+    started = time.perf_counter()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="lambda-hat-scale-"))
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "scale.yaml"
+    config.write_text(yaml.safe_dump(experiment(args.sizes, args.samplers, steps),
+                                     sort_keys=False))
+    cli = [sys.executable, "-m", "lambda_hat.cli", "--threads", str(args.threads)]
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(root / "jax-cache"))
+    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                          f"{platform.platform()}",
+               "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
+               "builds": {}, "rows": []}
+    for size in args.sizes:
+        target_dir = root / "targets" / f"dln_{size}"
+        wall, rss = run_measured([*cli, "build", "--config", config, "--target",
+                                  f"dln_{size}", "--out", target_dir], True,
+                                 root / f"build_{size}.log")
+        record = json.loads((target_dir / "target.json").read_text())
+        results["builds"][size] = {"d": record["d"], "wall_seconds": wall, "peak_rss_mb": rss}
+        for kind in args.samplers:
+            name = f"{kind}_{size}" if size in steps else kind
+            out = root / "runs" / f"dln_{size}" / name
+            wall, rss = run_measured([*cli, "sample", "--config", config, "--target-dir",
+                                      target_dir, "--sampler", name, "--out", out], False,
+                                     root / f"sample_{size}_{name}.log")
+            summary = json.loads((out / "summary.json").read_text())
+            results["rows"].append(row(size, kind, summary, wall, rss))
+            print(json.dumps(results["rows"][-1]), flush=True)
+    results["minutes"] = (time.perf_counter() - started) / 60
+    if args.merge and (BENCH / "scale.json").exists():
+        results = merged(json.loads((BENCH / "scale.json").read_text()), results)
+    (BENCH / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = table(results)
+    write_section(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
