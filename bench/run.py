@@ -1,6 +1,7 @@
 """lambda-hat benchmarks: one run prints every ratio the performance issue asks for.
 
-    python bench/run.py            # about 5-8 minutes on 2 cores; writes bench/results.{md,json}
+    python bench/run.py            # about 5-8 minutes on 2 cores; writes bench/results.json
+                                   # and the top of bench/results.md (other sections stay)
     python bench/run.py --only overhead   # section 3 alone (~15 s), printed as JSON
 
 Each figure is measured in this run, on this machine, beside the reference it is compared
@@ -208,6 +209,14 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_head(text: str) -> None:
+    """Replace the top of bench/results.md, keeping the other benches' "## " sections."""
+    path = BENCH / "results.md"
+    old = path.read_text() if path.exists() else ""
+    sections = old[old.index("\n## "):] if "\n## " in old else ""
+    path.write_text(text.rstrip("\n") + "\n" + sections)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-batch", nargs="*", default=["hmc", "nuts", "mclmc"])
@@ -241,7 +250,7 @@ def main() -> None:
         results["overhead"] = job_overhead(root)
         results["pipeline"] = pipeline(root, cores=2)
     text = table(results)
-    (BENCH / "results.md").write_text(text)
+    write_head(text)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(text)
 

@@ -97,7 +97,8 @@ def test_momentum_steps(kind):
     SGHMC keeps ξ = α."""
     settings, kernel, state, params = _setup(kind)
     p0 = np.array([0.5, -1.0, 0.25])
-    xi0 = 7.0 if kind == "sgnht" else settings.alpha
+    alpha = REGISTRY["sghmc"].initial_friction(settings)
+    xi0 = 7.0 if kind == "sgnht" else alpha
     dynamics = REGISTRY["sghmc"].State(jnp.asarray(W0, jnp.float32),
                                        jnp.asarray(p0, jnp.float32))
     if kind == "sgnht":
@@ -107,7 +108,7 @@ def test_momentum_steps(kind):
     new, _ = kernel.step(KEY, state, params)
     new_dynamics = new.dynamics if kind == "sgnht" else new
     _, noise_key = jax.random.split(KEY)
-    h, alpha = settings.step_size, settings.alpha
+    h = settings.step_size
     p = p0 - h * xi0 * p0 + h * _grad_log_p(W0) + np.sqrt(2 * alpha * h) * _noise(noise_key)
     _close(new_dynamics.momentum, p)
     _close(new_dynamics.position, W0 + h * p)

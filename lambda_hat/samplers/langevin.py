@@ -98,7 +98,9 @@ class Setup(NamedTuple):
 
     Under `step_size: auto`, `curvature_step_size` is the curvature rule's step and
     `step_size` the pilot's (the same without a pilot); the pilot's last-half mean MALA
-    acceptance and its steps per chain are recorded (NaN and 0 without one)."""
+    acceptance and its steps per chain are recorded (NaN and 0 without one). Momentum
+    methods add their friction α and what set it (`sghmc.friction`): the minibatch
+    gradient's noise tr Cov(∇log p̃) and λ̂ at the chains' states after the pilot."""
 
     step_size: object
     stabilizer: object
@@ -107,6 +109,9 @@ class Setup(NamedTuple):
     curvature_step_size: object = float("nan")
     pilot_acceptance: object = float("nan")
     pilot_steps: object = 0
+    friction: object = float("nan")
+    gradient_noise: object = float("nan")
+    pilot_llc: object = float("nan")
 
 
 def make_setup(settings, step, stabilizer, curvature: Curvature, cost) -> Setup:
@@ -114,7 +119,8 @@ def make_setup(settings, step, stabilizer, curvature: Curvature, cost) -> Setup:
     dtype = step.dtype
     nan = jnp.asarray(jnp.nan, dtype)
     return Setup(step, jnp.asarray(stabilizer, dtype), curvature, jnp.asarray(cost),
-                 step if is_auto(settings.step_size) else nan, nan, jnp.zeros((), jnp.int32))
+                 step if is_auto(settings.step_size) else nan, nan, jnp.zeros((), jnp.int32),
+                 nan, nan, nan)
 
 
 def step_size(settings, curvature: Curvature, auto_rule: Callable):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from . import sghmc
+from ..settings import bounded
 from .base import Kernel
 from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check
 
@@ -24,10 +25,13 @@ __all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "c
 
 
 @dataclass(frozen=True)
-class Settings(sghmc.Settings):
-    """SGHMC's settings; α is the injected noise's scale and the thermostat's start."""
+class Settings(sghmc.MomentumSettings):
+    """SGHMC's time step; α is the injected noise's scale and the thermostat's start. It
+    is a number: the thermostat adapts the friction, and a large injected noise (what
+    SGHMC's `alpha: auto` would set) outruns a thermostat that reacts at rate h."""
 
     kind: Literal["sgnht"] = "sgnht"
+    alpha: float = bounded(sghmc.ALPHA_FLOOR, exclusiveMinimum=0)
 
 
 class State(NamedTuple):
@@ -56,7 +60,7 @@ def build(settings: Settings, posterior, setup) -> Kernel:
     import jax
     import jax.numpy as jnp
 
-    alpha = settings.alpha
+    alpha = setup.friction
 
     def init(key, position):
         momentum = jax.random.normal(key, position.shape, position.dtype)
