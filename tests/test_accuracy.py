@@ -30,7 +30,12 @@ with the bias bound stated per sampler:
 Status: default HMC on the regular DLN must be `ok` (no warning). On the singular DLN the
 default runs (4 × 1000 HMC draws, 4 × 40000 SGLD steps) are too short for R-hat ≤ 1.01
 (HMC 1.02-1.03, SGLD 1.04-1.07 measured), so there only convergence warnings (R-hat,
-ESS) are allowed and no chain may fail.
+ESS) are allowed and no chain may fail. Default HMC's chains also diverge now and then there
+as they reach stiffer parts of the valley than their warmup saw: divergence fractions at
+seeds 0-5 were 0, 0, 1.35%, 0.10%, 0, 0 (seed 2: 19 and 35 in two chains, all after draw
+645, λ̂ 14.21 ± 0.22 against 14.33; at target_accept 0.9 still 0.65%), so one run's
+divergence warning is allowed, but the fraction pooled over the seeds must stay under the
+warning's threshold.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 import pytest
 
 from isolated import run_isolated, run_isolated_many
+from lambda_hat.samplers.hmc import DIVERGENCE_FRACTION_MAX
 from lambda_hat.theory import dln_learning_coefficient
 
 pytestmark = pytest.mark.slow
@@ -58,6 +64,7 @@ SEEDS = (0, 1, 2)
 GAMMA = 1.0
 CONVERGENCE_WARNINGS = ("R-hat", "ESS")
 """Warnings that say the run is too short, not that it is wrong."""
+DIVERGENCE_WARNING = "divergent transitions"
 
 
 def reference(name: str) -> dict:
@@ -154,7 +161,11 @@ def test_default_hmc_matches_the_nuts_reference_on_a_singular_dln(runs):
     summaries = _runs(runs, "accuracy_singular", "hmc")
     for summary in summaries:
         assert summary["true_llc"] == exact.llc and summary["dtype"] == "float64"
-        assert all(w.startswith(CONVERGENCE_WARNINGS) for w in summary["warnings"]), summary
+        assert all(w.startswith(CONVERGENCE_WARNINGS) or DIVERGENCE_WARNING in w
+                   for w in summary["warnings"]), summary["warnings"]
+    divergences = sum(s["stats"]["divergences"] for s in summaries)
+    transitions = sum(s["stats"]["transitions"] for s in summaries)
+    assert divergences / transitions <= DIVERGENCE_FRACTION_MAX, (divergences, transitions)
     _check_against_reference(summaries, ref, 0.0, "hmc")
 
 

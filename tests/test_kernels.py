@@ -154,4 +154,6 @@ def test_the_driver_thins_full_batch_draws():
         np.testing.assert_allclose(per_draw, thin * steps)
         stats = REGISTRY["hmc"].summarize(settings_for("hmc", thin=thin), output)
         assert stats["transitions"] == 2 * 30 * thin
+        assert len(stats["divergences_per_chain"]) == 2
+        assert sum(stats["divergences_per_chain"]) == stats["divergences"]
         assert stats["integration_steps_mean"] == pytest.approx(steps)

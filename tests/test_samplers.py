@@ -284,7 +284,8 @@ def _warnings(estimate, stats):
     from lambda_hat.diagnostics import run_warnings
 
     found = run_warnings(estimate, True, 0.0)
-    for kind, keys in (("hmc", ("divergences", "divergence_fraction")),
+    for kind, keys in (("hmc", ("divergences", "divergence_fraction",
+                                 "divergences_per_chain")),
                        ("sgld", ("mala_acceptance_mean", "nonfinite_trace_points")),
                        ("mclmc", ("energy_variance_mean", "desired_energy_var")),
                        ("vi", ("importance_ess_fraction",))):
@@ -301,13 +302,13 @@ def test_warnings_fire_on_sampler_statistics():
              "energy_variance_mean": 6e-4, "desired_energy_var": 5e-4,
              "importance_ess_fraction": 0.5}
     assert _warnings(base, quiet) == []
-    loud = {"divergences": 80, "divergence_fraction": 0.02, "mala_acceptance_mean": 0.3,
-            "energy_variance_mean": 1e-2, "desired_energy_var": 5e-4,
+    loud = {"divergences": 80, "divergence_fraction": 0.02, "divergences_per_chain": [0, 80],
+            "mala_acceptance_mean": 0.3, "energy_variance_mean": 1e-2, "desired_energy_var": 5e-4,
             "importance_ess_fraction": 0.001, "nonfinite_trace_points": 5}
     failed = Estimate(**{**vars(base), "chains_failed": 1})
     text = " ".join(_warnings(failed, loud))
-    for needle in ("divergent", "MALA", "energy variance", "importance", "NaN/Inf",
-                   "1 of 4 chains"):
+    for needle in ("divergent", "per chain 0, 80", "MALA", "energy variance", "importance",
+                   "NaN/Inf", "1 of 4 chains"):
         assert needle in text, needle
 
 

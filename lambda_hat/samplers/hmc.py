@@ -131,6 +131,8 @@ def summarize(settings, output) -> dict:
                                float(np.max(output.params.inverse_mass_matrix))],
         "acceptance_mean": float(np.nanmean(output.traces["acceptance"])),
         "divergences": int(round(float(np.sum(divergent)) * settings.thin)),
+        "divergences_per_chain": np.rint(np.sum(divergent, axis=1) * settings.thin)
+        .astype(int).tolist(),
         "divergence_fraction": float(np.mean(divergent)),
         "transitions": int(transitions),
         "integration_steps_mean": float(np.mean(output.traces["grad_evals"])) / settings.thin,
@@ -143,8 +145,12 @@ than 1% of transitions means the step size misses a region."""
 
 
 def warnings(stats: dict) -> list[str]:
+    """Divergences past the threshold, with their count per chain: divergences bunched in a
+    few chains mean those chains reached a stiffer region than their warmup saw."""
     if stats["divergences"] and stats["divergence_fraction"] > DIVERGENCE_FRACTION_MAX:
+        per_chain = stats.get("divergences_per_chain")
+        where = f"; per chain {', '.join(map(str, per_chain))}" if per_chain else ""
         return [f"{stats['divergences']} divergent transitions "
-                f"({stats['divergence_fraction']:.1%} of transitions): lower the step size "
-                "or raise target_accept"]
+                f"({stats['divergence_fraction']:.1%} of transitions{where}): lower the step "
+                "size or raise target_accept"]
     return []
