@@ -132,6 +132,11 @@ def bench_target(n: int, dtype: str) -> Target:
     return Target(record=record, arrays=arrays)
 
 
+DEVINTERP_STEP = 1e-5
+"""bench/devinterp_sgld.py's learning rate, the same ε in the same SGLD update."""
+FIXED_STEP = "sgld_fixed_step"
+
+
 def run_sampler(target: Target, kind: str, dtype: str, settings: dict):
     module = REGISTRY[kind]
     resolved = make(module.Settings, {"kind": kind, "dtype": dtype, **settings})
@@ -161,12 +166,15 @@ def main() -> None:
         result[kind] = {"gflops": gflops, "fraction_of_peak": gflops / result["peak_gflops"],
                         "grad_evals": output.grad_evals, "sample_seconds": output.sample_seconds,
                         "compile_seconds": output.compile_seconds}
-    for kind in args.sgld:
+    runs = {kind: (kind, {}) for kind in args.sgld}
+    if "sgld" in args.sgld:  # devinterp's own work: its step, so no step search and no pilot
+        runs[FIXED_STEP] = ("sgld", {"step_size": DEVINTERP_STEP})
+    for label, (kind, extra) in runs.items():
         output = run_sampler(target, kind, dtype,
-                             {"chains": 4, "steps": 2000, "batch_size": 256})
-        result[kind] = {"steps_per_second": 4 * 2000 / output.sample_seconds,
-                        "sample_seconds": output.sample_seconds,
-                        "compile_seconds": output.compile_seconds}
+                             {"chains": 4, "steps": 2000, "batch_size": 256, **extra})
+        result[label] = {"steps_per_second": 4 * 2000 / output.sample_seconds,
+                         "sample_seconds": output.sample_seconds,
+                         "compile_seconds": output.compile_seconds}
     print(json.dumps(result))
 
 

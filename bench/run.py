@@ -184,6 +184,14 @@ def table(results: dict) -> str:
         lines.append(f"| 2 | {kind}: 4 chains × 2000 steps, batch 256 | {s:.2f} s "
                      f"({k32[kind]['steps_per_second']:.0f} steps/s) | devinterp {dev:.2f} s "
                      f"({results['devinterp_source']}){floor} | {dev / s:.1f}× faster | ≥ 10× |")
+    fixed = k32.get("sgld_fixed_step")
+    if fixed:
+        s = fixed["sample_seconds"]
+        floor = f"; {s / bare_sgld['step']:.2f}× the bare step" if bare_sgld else ""
+        lines.append(f"| 2 | sgld at devinterp's step (ε = 1e-5 given: no step search, no "
+                     f"pilot; devinterp's own work) | {s:.2f} s "
+                     f"({fixed['steps_per_second']:.0f} steps/s) | devinterp {dev:.2f} s"
+                     f"{floor} | {dev / s:.1f}× faster | ≥ 10× |")
     for label in ("cold", "warm"):
         o = results["overhead"][label]
         lines.append(f"| 3 | per-job overhead, {label} cache | {o['overhead']:.2f} s | "
