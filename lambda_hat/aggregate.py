@@ -1,9 +1,11 @@
 """Collect run summaries into one table: one row per (target, sampler) run.
 
 The file format follows the output's suffix: `.parquet` (every column, typed; the table the
-workflow and users read), `.csv` (the same columns), `.html` (a compact human view for the
-Snakemake report). `true_llc` is null when no exact value is known; `ref_llc` is the estimate
-of an HMC run (kind `hmc`) on the same target, when the experiment has one, else null.
+workflow and users read), `.csv` (the same columns; `warnings` as a JSON array), `.html` (a
+compact human view for the Snakemake report). `warnings` is a list of strings per run: a
+warning's own text may contain any separator. `true_llc` is null when no exact value is
+known; `ref_llc` is the estimate of an HMC run (kind `hmc`) on the same target, when the
+experiment has one, else null.
 `wnv` (work-normalized variance) is MCSE² × gradient evaluations: an estimate's variance
 times what it cost, so samplers and run lengths compare on one scale.
 """
@@ -33,8 +35,9 @@ COLUMNS = [
 ]
 """Then one column per grid key of the runs (`target.data.n`, `sampler.step_size`, ...)."""
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
-                "warnings", "sweep_of", "checkpoint", "checkpoint_of", "restricted_to",
-                "grid_of", "settings"}
+                "sweep_of", "checkpoint", "checkpoint_of", "restricted_to", "grid_of", "settings"}
+LIST_COLUMNS = {"warnings"}
+"""Lists of strings: Parquet's list<string>, kept as Python lists in the frame."""
 BOOL_COLUMNS = {"flat_region", "markov_chain"}
 INT_COLUMNS = {"n", "d", "multiplicity", "chains_total", "chains_failed", "draws_per_chain",
                "seed", "training_step"}
@@ -46,7 +49,7 @@ def _finite(value) -> bool:
 
 def _row(summary: RunSummary) -> dict:
     row = {column: getattr(summary, column, None) for column in COLUMNS}
-    row["warnings"] = "; ".join(summary.warnings)
+    row["warnings"] = list(summary.warnings)
     row["settings"] = json.dumps(summary.settings, sort_keys=True)
     row["sweep_of"] = summary.settings.get("sweep_of")
     optimum = summary.optimum or {}
@@ -133,6 +136,8 @@ def to_frame(rows: list[dict]):
         frame[column] = (pd.to_numeric(frame[column]).astype("Float64") if _numeric(values)
                          else frame[column].astype("string"))
     for column in COLUMNS:
+        if column in LIST_COLUMNS:
+            continue
         if column in TEXT_COLUMNS:
             frame[column] = frame[column].astype("string")
         elif column in BOOL_COLUMNS:
@@ -238,7 +243,8 @@ def to_html(frame) -> str:
             cell(_fmt(get(row, "r_hat"), 4), get(row, "r_hat")),
             cell(_count(get(row, "grad_evals")), get(row, "grad_evals")),
             cell(_fmt(get(row, "sample_seconds"), 3), get(row, "sample_seconds")),
-            cell(get(row, "status")), cell(get(row, "warnings") or ""),
+            cell(get(row, "status")),
+            "<td>" + "<br>".join(html.escape(text) for text in row["warnings"]) + "</td>",
         ]
         css = ' class="warning"' if get(row, "status") != "ok" else ""
         body.append(f"<tr{css}>" + "".join(cells) + "</tr>")
@@ -262,6 +268,18 @@ def to_html(frame) -> str:
     )
 
 
+def _parquet_schema(frame):
+    """The frame's inferred schema with list<string> for every list column: inferred, a
+    column whose runs all have no warning would be list<null>."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for column in LIST_COLUMNS:
+        schema = schema.set(schema.get_field_index(column),
+                            pa.field(column, pa.list_(pa.string())))
+    return schema
+
+
 def aggregate_runs(summary_paths, out) -> None:
     """Write the table of the given run summaries to `out` (format from its suffix)."""
     out = Path(out)
@@ -272,10 +290,11 @@ def aggregate_runs(summary_paths, out) -> None:
     frame = to_frame(collect(summary_paths))
     if suffix == ".parquet":
         buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
+        frame.to_parquet(buffer, index=False, schema=_parquet_schema(frame))
         data = buffer.getvalue()
     elif suffix == ".csv":
-        data = frame.to_csv(index=False).encode()
+        as_json = {column: frame[column].map(json.dumps) for column in LIST_COLUMNS}
+        data = frame.assign(**as_json).to_csv(index=False).encode()
     else:
         data = to_html(frame).encode()
     atomic_write_bytes(out, data)

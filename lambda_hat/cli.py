@@ -152,7 +152,7 @@ COMMANDS = [
      "Write OUT/index.md (λ̂ and R-hat per sampler) beside copies of the run, target and "
      "summary figures.",
      [("summaries", "summary.json files"), ("--plots-dir", "results/<experiment>/plots"),
-      ("--out", "folder to write (docs/assets/<experiment>)")]),
+      ("--out", "folder to write (results/<experiment>/gallery)")]),
     ("plot-summary", _plot_summary, "λ̂ per sampler and target", None,
      [("--table", "Parquet file from `aggregate`"), OUT_PNG]),
 ]

@@ -49,9 +49,9 @@ def _diagnostics_program(x):
 
 
 @lru_cache(maxsize=8)
-def _compiled_diagnostics(shape: tuple[int, int]):
-    """Compiled for one trace shape; the traced program is cached on disk like a sampler's
-    (tracing it cost ~0.4 s of every job)."""
+def _compiled_diagnostics(shape: tuple[int, int], x64: bool):
+    """Compiled for one trace shape and precision (a process may switch with
+    `jax.enable_x64`); the traced program is cached on disk like a sampler's."""
     from .programs import compile_program, default_cache_dir
 
     compiled, _ = compile_program(_diagnostics_program, (np.zeros(shape),),
@@ -75,13 +75,84 @@ def chain_diagnostics(loss: np.ndarray) -> dict:
     result = {"ess": None, "ess_bulk": None, "ess_tail": None, "r_hat": None}
     if draws < 8 or not np.all(np.isfinite(loss)) or np.ptp(loss) == 0:
         return result
-    ess, ess_bulk, ess_tail, r_hat = _compiled_diagnostics(loss.shape)(loss)
+    import jax
+
+    ess, ess_bulk, ess_tail, r_hat = _compiled_diagnostics(
+        loss.shape, bool(jax.config.jax_enable_x64))(loss)
     result["ess"] = _finite_or_none(ess)
     result["ess_bulk"] = _finite_or_none(ess_bulk)
     result["ess_tail"] = _finite_or_none(ess_tail)
     if chains >= 2:
         result["r_hat"] = _finite_or_none(r_hat)
     return result
+
+
+def _potential_scale_reduction(x: np.ndarray) -> float:
+    draws = x.shape[1]
+    within = np.mean(np.var(x, axis=1, ddof=1))
+    between = draws * np.var(np.mean(x, axis=1), ddof=1)
+    return float(np.sqrt((between / within + draws - 1) / draws))
+
+
+def _rank_normalized(x: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    ranks = rankdata(x, method="average").reshape(x.shape)
+    return ndtri((ranks - 3.0 / 8) / (x.size + 1.0 / 4))
+
+
+def _geyer_ess(x: np.ndarray) -> float:
+    """The ESS of a (chains, draws) array by Geyer's initial monotone sequence."""
+    from scipy.fft import next_fast_len
+
+    chains, draws = x.shape
+    centered = x - np.mean(x, axis=1, keepdims=True)
+    size = next_fast_len(2 * draws)
+    spectrum = np.fft.rfft(centered, n=size, axis=1)
+    autocov = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=1)[:, :draws] / draws
+    mean_autocov = np.mean(autocov, axis=0)
+    var0 = mean_autocov[0] * draws / (draws - 1.0)
+    pooled = var0 * (draws - 1.0) / draws
+    if chains > 1:
+        pooled += np.var(np.mean(x, axis=1), ddof=1)
+    even = draws - draws % 2
+    rho = np.concatenate([[1.0], 1.0 - (var0 - mean_autocov[1:even]) / pooled])
+    rho_even, rho_odd = rho[0::2].copy(), rho[1::2].copy()
+    positive = np.cumprod((rho_even + rho_odd) > 0.0).astype(bool)
+    last = int(np.flatnonzero(positive)[-1]) if positive.any() else 0
+    rho_odd[~positive] = 0.0
+    keep_even = positive.copy()
+    if last + 1 < len(keep_even):
+        keep_even[last + 1] = rho_even[last + 1] > 0
+    rho_even[~keep_even] = 0.0
+    pair_sums = rho_even + rho_odd
+    monotone = np.minimum.accumulate(pair_sums)
+    lowered = pair_sums > np.concatenate([[pair_sums[0]], monotone[:-1]])
+    rho_even = np.where(lowered, monotone / 2.0, rho_even)
+    rho_odd = np.where(lowered, monotone / 2.0, rho_odd)
+    tau = -1.0 + 2.0 * np.sum(rho_even + rho_odd) - rho_even[min(last + 1, len(rho_even) - 1)]
+    tau = max(tau, 1.0 / np.log10(chains * draws))
+    return float(chains * draws / tau)
+
+
+def r_hat_and_ess(loss: np.ndarray) -> tuple[float | None, float | None]:
+    """`chain_diagnostics`' R-hat and split ESS in NumPy, for checks that run on traces of
+    many lengths (the `until` rule after every chunk): the compiled program costs a compile
+    per trace length, this costs none. The same algorithms as BlackJAX's `rhat` and
+    `effective_sample_size` (tested equal to them); None where those would be undefined."""
+    loss = np.asarray(loss, np.float64)
+    chains, draws = loss.shape
+    if draws < 8 or not np.all(np.isfinite(loss)) or np.ptp(loss) == 0:
+        return None, None
+    split = split_chains(loss)
+    ess = _finite_or_none(_geyer_ess(split))
+    if chains < 2:
+        return None, ess
+    folded = np.abs(split - np.median(split))
+    r_hat = max(_potential_scale_reduction(_rank_normalized(split)),
+                _potential_scale_reduction(_rank_normalized(folded)))
+    return _finite_or_none(r_hat), ess
 
 
 def run_warnings(estimate, markov_chain: bool, fraction_below_loss_star) -> list[str]:

@@ -1,8 +1,9 @@
-"""A gallery page of an experiment for `docs/assets/<experiment>/`: each run's latest figure
-and a markdown table of λ̂ and R-hat per sampler, to publish beside the documentation.
+"""A gallery page of an experiment, `results/<experiment>/gallery/` in the workflow: each
+run's latest figure and a markdown table of λ̂ and R-hat per sampler, a folder to publish
+(e.g. copy into the documentation).
 
-Opt-in (the workflow's `gallery` rule is not part of `all`) because it writes into docs/.
-JAX-free: it reads summaries and copies PNGs.
+Opt-in (the workflow's `gallery` rule is not part of `all`) because it duplicates every
+figure. JAX-free: it reads summaries and copies PNGs.
 """
 
 from __future__ import annotations

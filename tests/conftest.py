@@ -26,3 +26,19 @@ def pytest_collection_modifyitems(config, items):
     them the tests of what they leave behind (`after_slurm`)."""
     items.sort(key=lambda item: (item.get_closest_marker("after_slurm") is not None,
                                  item.get_closest_marker("slurm") is not None))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_in_background(request):
+    """When the session has Slurm tests, their cluster and workflows start now, in the
+    background: they mostly wait (time limits, status rounds), so they overlap the other
+    tests instead of following them (test_slurm.SlurmWork). Stopped at the end whatever
+    happened in between."""
+    if not any(item.get_closest_marker("slurm") for item in request.session.items):
+        yield None
+        return
+    from test_slurm import SlurmWork
+
+    work = SlurmWork().start()
+    yield work
+    work.finish()

@@ -37,6 +37,7 @@ def run_cli(*args, x64: bool, cwd=None, threads: int | None = 1,
 
 
 def write_config(directory: Path, config: dict, name: str = "experiment.yaml") -> Path:
+    Path(directory).mkdir(parents=True, exist_ok=True)
     path = Path(directory) / name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -175,15 +175,24 @@ CONFIG = {
 }
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(config, target directory): the target the three samplers share, built once."""
+    root = tmp_path_factory.mktemp("programs")
+    config = write_config(root, CONFIG)
+    done = run_cli("build", "--config", config, "--target", "dln", "--out", root / "target",
+                   x64=True)
+    assert done.returncode == 0, done.stderr
+    return config, root / "target"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler, x64", [("hmc", True), ("sgld", False), ("vi", False)])
-def test_cli_rerun_from_the_program_cache_is_bit_identical(tmp_path, sampler, x64):
+def test_cli_rerun_from_the_program_cache_is_bit_identical(built, tmp_path, sampler, x64):
     """A job that finds its programs cached writes the numbers of the job that stored them
     and of a job with no cache at all (VI's whitening calls LAPACK: its hit is lowered from
     the stored program, the others load the stored executable)."""
-    config = write_config(tmp_path, CONFIG)
-    done = run_cli("build", "--config", config, "--target", "dln", "--out", tmp_path / "target",
-                   x64=True)
-    assert done.returncode == 0, done.stderr
+    config, target = built
     cache = tmp_path / "jax-cache"
     runs = {}
     for label, env in (("miss", {"JAX_COMPILATION_CACHE_DIR": str(cache)}),
@@ -195,7 +204,7 @@ def test_cli_rerun_from_the_program_cache_is_bit_identical(tmp_path, sampler, x6
             # and the ESS/R-hat program (VI's iid draws need none)
             assert len(stored) == (3 if sampler == "vi" else 4)
         out = tmp_path / label
-        done = run_cli("sample", "--config", config, "--target-dir", tmp_path / "target",
+        done = run_cli("sample", "--config", config, "--target-dir", target,
                        "--sampler", sampler, "--out", out, x64=x64, env=env)
         assert done.returncode == 0, done.stderr
         with np.load(out / "trace.npz") as trace:

@@ -8,8 +8,8 @@ Skips only where that is impossible (not root, no apt-get).
 The profile batches runs: group `runs` (sample, plot_run, export_arviz) with
 `group-components: runs=N`, so up to N runs share one Slurm job (a "group job", whose sacct
 comment is `rule_runs_<rules>`, without wildcards). `test_smoke_experiment_on_slurm` runs the
-smoke experiment through the profile as it is; the grid tests share one module fixture
-(`grid_runs`) that runs three workflows at once, to overlap their waits:
+smoke experiment through the profile as it is; the grid tests share what
+`grid_workflows` records, three workflows run at once to overlap their waits:
 
 - `grid`: 24 small runs through the profile (its N = 8 and runtimes): 3 group jobs; in one
   of them the process of a run is SIGKILLed mid-write (as the OOM killer or a crash would),
@@ -24,6 +24,12 @@ The misbehaving first attempts come from a stand-in `lambda-hat` first on PATH (
 exports the environment to the jobs): it runs the real CLI into a scratch directory, then
 leaves the run directory as a run killed while writing summary.json would (a complete
 trace.npz, half a summary in a temporary file, no summary.json) and sleeps until killed.
+
+Most of this module's time is waiting: for Slurm's time limit, for the plugin's status
+rounds. So the cluster and all four workflows start in the background as the test session
+begins (`SlurmWork`, started by conftest's `slurm_in_background` when a Slurm test is
+selected) and run beside the other tests; the tests here, ordered last, wait for them and
+assert on what they recorded. The cluster stops when this module's tests are done.
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -52,26 +61,98 @@ SCRIPT = REPO / "tools" / "slurm-local.sh"
 STATE_DIR = Path(os.environ.get("SLURM_LOCAL_DIR", "/var/lib/lambda-hat-slurm"))
 SNAKEMAKE_TIMEOUT = 600
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-# Slurm slots for the tests: the grid fixture's jobs mostly wait (a hung run, the queue), so
-# the 2-core machine offers more CPUs to Slurm than it has (slurmd's config_overrides).
-SLURM_CPUS = 6
+# Slurm slots for the tests: their jobs mostly wait (a hung run, the queue) and the smoke
+# experiment's run beside the grid fixture's, so the 2-core machine offers more CPUs to Slurm
+# than it has (slurmd's config_overrides).
+SLURM_CPUS = 8
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def start_cluster() -> dict:
+    """The local cluster's settings (partition, account), or {"skip": why} where a local
+    Slurm is impossible."""
     if os.geteuid() != 0:
-        pytest.skip("a local Slurm needs root (tools/slurm-local.sh)")
+        return {"skip": "a local Slurm needs root (tools/slurm-local.sh)"}
     if shutil.which("apt-get") is None:
-        pytest.skip("a local Slurm needs apt-get to install slurm-wlm")
+        return {"skip": "a local Slurm needs apt-get to install slurm-wlm"}
     started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
                              timeout=1200, env={**os.environ, "SLURM_LOCAL_CPUS": str(SLURM_CPUS)})
     if started.returncode == 2:
-        pytest.skip(started.stderr.strip().splitlines()[-1])
+        return {"skip": started.stderr.strip().splitlines()[-1]}
     assert started.returncode == 0, started.stdout + started.stderr
-    settings = dict(line.split("=", 1) for line in (STATE_DIR / "env").read_text().split()
-                    if "=" in line)
-    yield settings
+    return dict(line.split("=", 1) for line in (STATE_DIR / "env").read_text().split()
+                if "=" in line)
+
+
+def stop_cluster() -> None:
     subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=300)
+
+
+class SlurmWork:
+    """The cluster and the workflows of this module, run in a background thread: the smoke
+    experiment's passes (`smoke_on_slurm`) beside the grid fixture's three workflows
+    (`grid_workflows`). Each outcome is kept, exceptions included, for the tests to read."""
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="lambda-hat-slurm-tests-"))
+        self.stopping = threading.Event()
+        self.cluster_started = False
+        self.outcomes: dict[str, object] = {}
+        self.thread = threading.Thread(target=self._run, name="slurm-tests", daemon=True)
+
+    def start(self) -> "SlurmWork":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            cluster = start_cluster()
+        except Exception as exc:  # noqa: BLE001 - re-raised by the test that reads it
+            self.outcomes["cluster"] = exc
+            return
+        self.outcomes["cluster"] = cluster
+        if "skip" in cluster:
+            return
+        self.cluster_started = True
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {"smoke": pool.submit(smoke_on_slurm, self.root / "smoke", cluster),
+                       "grid": pool.submit(grid_workflows, self.root / "grid", cluster,
+                                           self.stopping)}
+            for name, future in futures.items():
+                try:
+                    self.outcomes[name] = future.result()
+                except Exception as exc:  # noqa: BLE001 - re-raised by the tests that read it
+                    self.outcomes[name] = exc
+
+    def outcome(self, name: str):
+        """What `name` recorded (waiting for the background to finish), or its error."""
+        self.thread.join(timeout=2 * SNAKEMAKE_TIMEOUT + 1500)
+        assert not self.thread.is_alive(), "the Slurm tests' workflows hang"
+        cluster = self.outcomes["cluster"]
+        if isinstance(cluster, Exception):
+            raise cluster
+        if "skip" in cluster:
+            pytest.skip(cluster["skip"])
+        value = self.outcomes[name]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def finish(self) -> None:
+        """Stop whatever still runs (an interrupted session), the cluster, the workspaces."""
+        self.stopping.set()
+        self.thread.join(timeout=SNAKEMAKE_TIMEOUT + 120)
+        if self.cluster_started:
+            stop_cluster()
+            self.cluster_started = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def work(slurm_in_background):
+    """The background work (conftest starts it); the cluster is stopped after this module,
+    before the `after_slurm` checks."""
+    yield slurm_in_background
+    slurm_in_background.finish()
 
 
 def make_workspace(root: Path, cluster: dict, experiment: dict,
@@ -177,49 +258,81 @@ def estimates(workspace: Path) -> dict:
     return {(row.target, row.sampler): row.llc_mean for row in table.itertuples()}
 
 
-def test_smoke_experiment_on_slurm(cluster, tmp_path):
-    """The smoke experiment through the profile, with the plugin's default status command
-    (sacct, which the profile replaces by squeue): its 3 runs fit in one group job. A
-    failing run fails its whole group job (documented in README): the group is retried, and
-    its other runs' outputs are not kept."""
+def smoke_on_slurm(root: Path, cluster: dict) -> dict:
+    """The smoke experiment's passes through the profile (with a broken sampler, then
+    without), the same experiment run locally, and a rerun with nothing changed; what each
+    left behind is recorded for `test_smoke_experiment_on_slurm`."""
     broken = {"broken": {"kind": "sgld", "chains": 2, "steps": 200, "batch_size": 64,
                          "step_size": 1.0}}
-    workspace = make_workspace(tmp_path / "slurm", cluster, smoke_experiment(broken),
+    workspace = make_workspace(root / "slurm", cluster, smoke_experiment(broken),
                                profile_overrides={"slurm-status-command": "sacct"})
-    planned = planned_jobs(workspace)
+    record = {"workspace": workspace, "planned": planned_jobs(workspace)}
     runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
-    group_jobs = math.ceil(planned["sample"] / runs_per_job)
-    group = "rule_runs_export_arviz_plot_run_sample"
+    record["group_jobs"] = math.ceil(record["planned"]["sample"] / runs_per_job)
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
     time.sleep(1)
 
-    # 1. A failing run is reported with its log; the jobs outside its group still finish
-    #    (keep-going), the other runs of its group do not.
     started = time.monotonic()
-    failed = slurm(workspace)
-    first_wall = time.monotonic() - started
-    output = failed.stdout + failed.stderr
-    assert failed.returncode != 0, output
-    assert "Error in group runs" in output and "Error in rule sample" in output
+    record["failed"] = slurm(workspace)
+    record["first_wall"] = time.monotonic() - started
     log = workspace / "logs" / "smoke" / "sample" / "dln_small" / "broken.log"
-    assert str(log.relative_to(workspace)) in output
-    assert "all 2 chains produced NaN/Inf" in log.read_text()
+    record["broken_log"] = (log.relative_to(workspace), log.read_text() if log.exists() else "")
     runs = workspace / "results" / "smoke" / "runs" / "dln_small"
-    assert not list(runs.glob("*/summary.json"))  # the group's outputs were removed
-    assert (workspace / "results" / "smoke" / "plots" / "targets" / "dln_small.png").exists()
+    record["summaries_after_failure"] = sorted(str(p) for p in runs.glob("*/summary.json"))
+    record["target_plot_after_failure"] = (
+        workspace / "results" / "smoke" / "plots" / "targets" / "dln_small.png").exists()
 
-    # 2. Without the broken sampler the run completes. sacct shows each build as its own
-    #    Slurm job, the runs as group jobs: the failed one tried 1 + retries times.
     experiment = yaml.safe_load((workspace / "experiment.yaml").read_text())
     del experiment["samplers"]["broken"]
     (workspace / "experiment.yaml").write_text(yaml.safe_dump(experiment))
     started = time.monotonic()
-    completed = slurm(workspace)
-    second_wall = time.monotonic() - started
+    record["completed"] = slurm(workspace)
+    record["second_wall"] = time.monotonic() - started
+    group = "rule_runs_export_arviz_plot_run_sample"
+    record["found"] = wait_for_sacct(
+        since, workspace, {"rule_build_target": record["planned"]["build_target"],
+                           group: record["group_jobs"] * (2 + PROFILE["retries"])})
+
+    local = make_workspace(root / "local", cluster, smoke_experiment())
+    record["local"] = snakemake(local, "--cores", "2")
+    record["estimates"] = (estimates(workspace) if record["completed"].returncode == 0
+                           else None)
+    record["local_estimates"] = estimates(local) if record["local"].returncode == 0 else None
+
+    record["count_before"] = len(sacct_jobs(since, workspace))
+    record["again"] = slurm(workspace)
+    time.sleep(2)
+    record["count_after"] = len(sacct_jobs(since, workspace))
+    return record
+
+
+def test_smoke_experiment_on_slurm(work):
+    """The smoke experiment through the profile, with the plugin's default status command
+    (sacct, which the profile replaces by squeue): its 3 runs fit in one group job. A
+    failing run fails its whole group job (documented in README): the group is retried, and
+    its other runs' outputs are not kept."""
+    record = work.outcome("smoke")
+    planned, group_jobs = record["planned"], record["group_jobs"]
+    group = "rule_runs_export_arviz_plot_run_sample"
+
+    # 1. A failing run is reported with its log; the jobs outside its group still finish
+    #    (keep-going), the other runs of its group do not.
+    failed = record["failed"]
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output
+    assert "Error in group runs" in output and "Error in rule sample" in output
+    log, log_text = record["broken_log"]
+    assert str(log) in output
+    assert "all 2 chains produced NaN/Inf" in log_text
+    assert not record["summaries_after_failure"]  # the group's outputs were removed
+    assert record["target_plot_after_failure"]
+
+    # 2. Without the broken sampler the run completes. sacct shows each build as its own
+    #    Slurm job, the runs as group jobs: the failed one tried 1 + retries times.
+    completed = record["completed"]
     assert completed.returncode == 0, completed.stdout + completed.stderr
     retries = PROFILE["retries"]
-    found = wait_for_sacct(since, workspace, {"rule_build_target": planned["build_target"],
-                                              group: group_jobs * (2 + retries)})
+    found = record["found"]
     assert states(found["rule_build_target"]) == ["COMPLETED"] * planned["build_target"]
     assert sorted(states(found[group])) == (["COMPLETED"] * group_jobs
                                             + ["FAILED"] * group_jobs * (1 + retries))
@@ -227,19 +340,16 @@ def test_smoke_experiment_on_slurm(cluster, tmp_path):
     slurm_jobs = sum(len(jobs) for jobs in found.values())
 
     # 3. Same seeds, same numbers as the local run.
-    local = make_workspace(tmp_path / "local", cluster, smoke_experiment())
-    done = snakemake(local, "--cores", "2")
+    done = record["local"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert estimates(workspace) == estimates(local)
+    assert record["estimates"] == record["local_estimates"]
 
     # 4. A rerun with nothing changed submits nothing.
-    count_before = len(sacct_jobs(since, workspace))
-    again = slurm(workspace)
+    again = record["again"]
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
-    time.sleep(2)
-    assert len(sacct_jobs(since, workspace)) == count_before
-    print(f"\nslurm: first pass {first_wall:.1f}s, completing pass {second_wall:.1f}s, "
-          f"{slurm_jobs} Slurm jobs")
+    assert record["count_after"] == record["count_before"]
+    print(f"\nslurm: first pass {record['first_wall']:.1f}s, completing pass "
+          f"{record['second_wall']:.1f}s, {slurm_jobs} Slurm jobs")
 
 
 # --- the grid fixture: batching, a time limit, a killed job, scancel --------------------------
@@ -340,14 +450,13 @@ def child_pid(proc: subprocess.Popen) -> int:
     return int(children[0])
 
 
-@pytest.fixture(scope="module")
-def grid_runs(cluster, tmp_path_factory):
+def grid_workflows(root: Path, cluster: dict, stopping: threading.Event) -> dict:
     """The three workflows at once; acts on the stand-in's signals. grid's `crash` run: its
     process is SIGKILLed (as the OOM killer or a crash would). faults' `hang` run: left to
     Slurm's time limit; its `park` run: `scancel`.
     Meanwhile every summary.json that appears is read (each must be complete), and the
-    directory of every run is listed when it is killed."""
-    root = tmp_path_factory.mktemp("grid")
+    directory of every run is listed when it is killed. `stopping` ends it early (the
+    session was interrupted)."""
     ws = {"grid": make_workspace(root / "grid", cluster, GRID, set_resources=SMALL_MEMORY),
           "faults": make_workspace(root / "faults", cluster, FAULTS,
                                    profile_overrides={"group-components":
@@ -374,6 +483,7 @@ def grid_runs(cluster, tmp_path_factory):
     killed: dict[tuple[str, str], dict] = {}  # (workspace, role) -> sampler, job, files
     try:
         while any(proc.poll() is None for proc, _ in procs.values()):
+            assert not stopping.is_set(), "interrupted"
             now = time.monotonic()
             assert now - started < SNAKEMAKE_TIMEOUT, "the grid fixture's workflows hang"
             for name, (proc, _) in procs.items():
@@ -423,6 +533,11 @@ def grid_runs(cluster, tmp_path_factory):
           + f", all {time.monotonic() - started:.1f}s")
     return {"workspaces": ws, "jobs": jobs, "walls": walls, "seen": seen, "outputs": outputs,
             "unreadable": unreadable, "killed": killed}
+
+
+@pytest.fixture(scope="module")
+def grid_runs(work):
+    return work.outcome("grid")
 
 
 def calls(workspace: Path) -> list[tuple[str, str, str]]:

@@ -217,10 +217,15 @@ def test_rerun_without_change_has_nothing_to_do(smoke):
     assert planned_jobs(result.stdout) == set()
 
 
+RECAP = re.compile(r"^λ̂ of \d+ of \d+ runs:$", re.MULTILINE)
+
+
 def test_a_run_ends_with_the_recap_of_estimates_and_warnings(smoke):
-    """Snakemake's own output says "100% done"; the onsuccess handler adds λ̂ per run and
-    every warning with the log to read."""
-    result = snakemake(smoke, *smoke_args("--cores", "2", "--forcerun", "plot_summary"))
+    """Snakemake's own output says "100% done"; after a run that sampled, the onsuccess
+    handler adds λ̂ per run and every warning with the log to read."""
+    sgld = "results/smoke/runs/dln_small/sgld/summary.json"
+    result = snakemake(smoke, *smoke_args("--cores", "2", "--forcerun", sgld))
+    assert job_stats(result.stderr)["sample"] == 1
     lines = result.stderr.splitlines()
     start = lines.index("λ̂ of 2 of 2 runs:")
     rows = {line.split()[1]: line.split() for line in lines[start + 2:start + 4]}
@@ -229,6 +234,22 @@ def test_a_run_ends_with_the_recap_of_estimates_and_warnings(smoke):
     assert warnings and all(line.endswith("(log: logs/smoke/sample/dln_small/sgld.log)")
                             for line in warnings)
     assert rows["sgld"][-1] == "warning"
+
+
+def test_runs_that_do_not_sample_print_no_recap(smoke):
+    """The recap says nothing new unless runs were sampled: not after a replotted summary,
+    a no-op run, a dry run or a report."""
+    report = smoke / "results" / "smoke" / "report.html"
+    calls = {"replot": ["--cores", "2", "--forcerun", "plot_summary"],
+             "no-op": ["--cores", "2"], "dry run": ["-n", "--cores", "2"],
+             "report": ["--report", report]}
+    outputs = {}
+    for name, args in calls.items():
+        result = snakemake(smoke, *smoke_args(*args))
+        outputs[name] = result.stdout + result.stderr
+        assert not RECAP.search(outputs[name]), (name, outputs[name])
+    assert job_stats(outputs["replot"]) == {"plot_summary": 1, "all": 1}
+    assert "Nothing to be done" in outputs["no-op"]
 
 
 def test_changing_one_sampler_reruns_only_its_runs(smoke):
@@ -244,6 +265,7 @@ def test_changing_one_sampler_reruns_only_its_runs(smoke):
     assert "before: 'sampler.step_size=0.0001' now: 'sampler.step_size=0.0002'" in reason
 
 
+@pytest.mark.slow
 def test_added_target_runs_alone_and_each_run_keeps_its_declared_precision(smoke):
     """Adding a target adds only its jobs; run from a shell with x64 OFF, while the first
     target was run with x64 ON: each run still records its sampler's declared dtype."""
@@ -288,6 +310,7 @@ def test_report_contains_the_summary_figure_and_table(smoke):
     assert "summary.png" in text and "llc.html" in text and "dln_small.png" in text
 
 
+@pytest.mark.slow
 def test_table_and_report_render_in_a_browser(smoke):
     """What a person sees in headless Chromium: the HTML table has a row per run and no raw
     Python values; in the Snakemake report every item of every category opens, its images
@@ -377,7 +400,7 @@ def test_invalid_config_names_the_bad_keys_and_starts_no_job(smoke, tmp_path, ch
 
 
 def fake_run(run_dir: Path, target: str, sampler: str, kind: str, llc: float, *,
-             true_llc=None, elbo: bool = False) -> Path:
+             true_llc=None, elbo: bool = False, warnings: tuple[str, ...] = ()) -> Path:
     """A run directory as `lambda-hat sample` writes it (no sampling: plots and table only)."""
     import numpy as np
 
@@ -399,7 +422,8 @@ def fake_run(run_dir: Path, target: str, sampler: str, kind: str, llc: float, *,
         llc_mean=llc, llc_std=0.1, llc_mcse=None if elbo else 0.05,
         ess=None if elbo else 150.0, r_hat=None, true_llc=true_llc,
         rel_error=None if true_llc is None else (llc - true_llc) / true_llc,
-        grad_evals=150.0, sample_seconds=0.5, status="ok", warnings=(),
+        grad_evals=150.0, sample_seconds=0.5, status="warning" if warnings else "ok",
+        warnings=warnings,
         settings={"kind": kind, "step_size": 1.0e-5}, markov_chain=not elbo,
         loss_trace="iid_draws" if elbo else "minibatch_mean"))
     return run_dir / "summary.json"
@@ -430,12 +454,43 @@ def test_table_and_figures_without_truth_or_hmc_reference(tmp_path):
         aggregate_runs(summaries, tmp_path / "llc.xlsx")
 
 
+def test_warnings_are_a_list_of_strings_in_every_output(tmp_path):
+    """A warning's text may hold "; " (or any separator): the table keeps each warning whole,
+    in Parquet a list<string> column (also when no run warns), in summary.json an array, in
+    CSV a JSON array, in the HTML table one escaped line each."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from lambda_hat.aggregate import aggregate_runs
+
+    warnings = ("R-hat 1.0418 > 1.01: chains disagree; sample longer (more steps)",
+                "ESS 51 < 100: the MCSE is unreliable")
+    warned = fake_run(tmp_path / "a" / "sgld", "a", "sgld", "sgld", 3.0, warnings=warnings)
+    quiet = fake_run(tmp_path / "a" / "hmc", "a", "hmc", "hmc", 3.1)
+    assert json.loads(warned.read_text())["warnings"] == list(warnings)
+    for summaries, name in (([warned, quiet], "llc"), ([quiet], "quiet")):
+        for suffix in (".parquet", ".csv", ".html"):
+            aggregate_runs(summaries, tmp_path / f"{name}{suffix}")
+        field = pq.read_schema(tmp_path / f"{name}.parquet").field("warnings")
+        assert str(field.type) == "list<element: string>", (name, field.type)
+    table = pd.read_parquet(tmp_path / "llc.parquet")
+    assert [list(found) for found in table["warnings"]] == [list(warnings), []]
+    csv = pd.read_csv(tmp_path / "llc.csv")
+    assert [json.loads(found) for found in csv["warnings"]] == [list(warnings), []]
+    page = (tmp_path / "llc.html").read_text()
+    assert ("<td>R-hat 1.0418 &gt; 1.01: chains disagree; sample longer (more steps)<br>"
+            "ESS 51 &lt; 100: the MCSE is unreliable</td></tr>") in page
+
+
 def test_gallery_is_opt_in_and_lists_every_sampler(smoke):
-    """`snakemake gallery` copies each run's figure into docs/assets/<experiment>/ and writes
-    a page with one row per sampler, whose λ̂ is the table's; `all` never writes there."""
-    gallery = smoke / "docs" / "assets" / "smoke"
+    """`snakemake gallery` copies each run's figure into results/<experiment>/gallery/ and
+    writes a page with one row per sampler, whose λ̂ is the table's; `all` never writes there,
+    and neither writes into the checkout's docs/."""
+    gallery = smoke / "results" / "smoke" / "gallery"
     assert not gallery.exists()
-    snakemake(smoke, *smoke_args("--cores", "2", "gallery"))
+    result = snakemake(smoke, *smoke_args("--cores", "2", "gallery"))
+    assert not (smoke / "docs").exists()
+    assert not RECAP.search(result.stderr)  # it sampled nothing
     page = (gallery / "index.md").read_text()
     table = read_table(smoke)
     rows, target = [], None
@@ -468,17 +523,26 @@ def test_arviz_export_of_every_run(smoke):
         assert data.attrs["sampler"] == sampler
 
 
+DIGITS_TEST_STEPS = 4000
+"""SGLD steps per digits run here (the example's default is 40,000): a tenth of the draws
+still puts the final run's MCSE under a tenth of λ̂, the bound the test asserts."""
+
+
 @pytest.fixture(scope="module")
 def digits(repo_root, jax_cache_dir, tmp_path_factory):
-    """The digits example (a python target on real data, with checkpoints) end to end."""
+    """The digits example (a python target on real data, with checkpoints) end to end, with
+    short sampler runs: the test is of the example's plumbing, not of its λ̂."""
     pytest.importorskip("sklearn")
     work = copy_repo(repo_root, tmp_path_factory.mktemp("digits") / "repo", jax_cache_dir)
+    edit_config(work / "config" / "digits.yaml",
+                lambda c: c["samplers"]["sgld"].update(steps=DIGITS_TEST_STEPS))
     started = time.monotonic()
     snakemake(work, "--cores", "2", "--configfile", "config/digits.yaml")
     print(f"\ndigits example: {time.monotonic() - started:.1f} s with --cores 2")
     return work
 
 
+@pytest.mark.slow
 def test_digits_example_estimates_along_training(digits):
     """One run per checkpoint with its training step; L_n falls along training; λ̂ at w* is
     positive with an MCSE; the report carries the trajectory plot."""
@@ -499,6 +563,7 @@ def test_digits_example_estimates_along_training(digits):
     assert "checkpoints.png" in report.read_text()
 
 
+@pytest.mark.slow
 def test_adding_a_checkpoint_runs_only_its_jobs(digits):
     path = digits / "config" / "digits.yaml"
     old = edit_config(path, lambda c: c["targets"]["digits"]["checkpoints"].append(200))
@@ -512,6 +577,7 @@ def test_adding_a_checkpoint_runs_only_its_jobs(digits):
         | SUMMARY_JOBS | {("plot_checkpoints", ())})
 
 
+@pytest.mark.slow
 def test_editing_a_python_target_file_reruns_its_builds_and_runs(digits):
     """The model file is an input of every build of its target (checkpoints included)."""
     path = digits / "examples" / "digits.py"
@@ -544,6 +610,7 @@ def grid(repo_root, jax_cache_dir, tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_a_grid_gives_one_run_per_point_with_its_values_as_columns(grid):
     import pandas as pd
 
@@ -559,6 +626,7 @@ def test_a_grid_gives_one_run_per_point_with_its_values_as_columns(grid):
     assert (grid / "results" / "grid" / "plots" / "grid.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_adding_a_grid_value_runs_only_its_jobs(grid):
     path = grid / "config" / "grid.yaml"
     old = edit_config(path, lambda c: c["targets"]["dln"]["grid"]["data.n"].append(500))

@@ -49,6 +49,7 @@ TARGET_DIR = "results/{experiment}/targets/{target}"
 RUN_DIR = "results/{experiment}/runs/{target}/{sampler}"
 PLOT_DIR = "results/{experiment}/plots"
 SAMPLE_LOG = "logs/{experiment}/sample/{target}/{sampler}.log"
+BUILD_LOG = "logs/{experiment}/build/{target}.log"
 
 def x64_flag(dtype):
     return "1" if dtype == "float64" else "0"
@@ -172,15 +173,26 @@ def run_files(name, experiment=None):
     )
 
 
+def sampling_was_planned():
+    """Whether this invocation planned a `sample` job (finished, failed, or held back by a
+    failed build). Snakemake's DAG of this run knows; file times would not tell a job that
+    failed, and a cluster's clocks may disagree with this one."""
+    return any(job.rule.name == "sample"
+               for job in workflow.dag.needrun_jobs(exclude_finished=False))
+
+
 def print_recap():
-    """λ̂ of every run and every warning with its log, at the end of a run (or a failure)."""
+    """λ̂ of every run and every warning with its log, at the end of a run (or a failure)
+    that sampled: `snakemake gallery`, a replotted summary or a no-op run say nothing new
+    about the estimates."""
     from lambda_hat.recap import recap
 
-    runs = [(target, sampler,
-             f"{RUN_DIR}/summary.json".format(experiment=EXPERIMENT.name, target=target,
-                                              sampler=sampler),
-             SAMPLE_LOG.format(experiment=EXPERIMENT.name, target=target, sampler=sampler))
-            for target in EXPERIMENT.target_names for sampler in EXPERIMENT.sampler_names]
+    if not sampling_was_planned():
+        return
+    names = [dict(experiment=EXPERIMENT.name, target=target, sampler=sampler)
+             for target in EXPERIMENT.target_names for sampler in EXPERIMENT.sampler_names]
+    runs = [(run["target"], run["sampler"], f"{RUN_DIR}/summary.json".format(**run),
+             SAMPLE_LOG.format(**run), BUILD_LOG.format(**run)) for run in names]
     print(recap(runs), file=sys.stderr)
 
 

@@ -104,10 +104,11 @@ rule plot_checkpoints:
         "lambda-hat plot-checkpoints --table {input.table} "
         "--targets-dir results/{wildcards.experiment}/targets --out {output} > {log} 2>&1"
 
-# Opt-in, because it writes into docs/:  snakemake --cores 2 gallery
+# Opt-in (copies of every figure, to publish), and under results/ so that it never edits the
+# checkout's docs/:  snakemake --cores 2 gallery
 rule gallery:
     input:
-        f"docs/assets/{EXPERIMENT.name}/index.md",
+        f"results/{EXPERIMENT.name}/gallery/index.md",
 
 
 rule gallery_page:
@@ -115,7 +116,7 @@ rule gallery_page:
         summaries=summaries,
         figures=figures,
     output:
-        "docs/assets/{experiment}/index.md",
+        "results/{experiment}/gallery/index.md",
     log:
         "logs/{experiment}/gallery.log",
     benchmark:

@@ -14,7 +14,7 @@ rule build_target:
         x64=target_x64,
         **setting_params(with_sampler=False),
     log:
-        "logs/{experiment}/build/{target}.log",
+        BUILD_LOG,
     benchmark:
         "benchmarks/{experiment}/build/{target}.tsv"
     threads: 1
