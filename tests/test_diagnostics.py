@@ -2,16 +2,14 @@
 split rank-normalized R-hat and split ESS (against ArviZ), the between-chain floor of the
 MCSE, and the MCSE's coverage of a known mean.
 
-Every Markov-chain trace here is (4, 400), so the diagnostics program compiles once (and once
-more for the NumPy twin's check, in float64)."""
+Every Markov-chain trace here is (4, 400), so the diagnostics program compiles once."""
 
 import jax
 import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from lambda_hat.diagnostics import (R_HAT_MAX, chain_diagnostics, r_hat_and_ess, run_warnings,
-                                    split_chains)
+from lambda_hat.diagnostics import R_HAT_MAX, chain_diagnostics, run_warnings, split_chains
 from lambda_hat.estimator import Estimate, estimate_llc
 
 CHAINS, DRAWS = 4, 400
@@ -52,28 +50,6 @@ def test_r_hat_and_ess_equal_arviz(seed):
     # truncation can differ by a lag on a strongly correlated trace; not at these seeds.)
     assert ours["ess"] == pytest.approx(float(az.ess(x, method="mean")), rel=tolerance)
     assert ours["ess_bulk"] == pytest.approx(float(az.ess(x, method="bulk")), rel=tolerance)
-
-
-@pytest.mark.parametrize("case", ["ar1", "trend", "ties", "one chain", "odd length"])
-def test_the_numpy_r_hat_and_ess_equal_blackjax(case):
-    """`r_hat_and_ess` (the `until` rule's, no compile per length) is BlackJAX's rank-
-    normalized split R-hat and split ESS to round-off, in float64, on traces that exercise
-    Geyer's truncation (strong autocorrelation), a trend, tied values, one chain (no R-hat)
-    and an odd length (the split drops the last draw)."""
-    rng = np.random.default_rng(7)
-    x = {"ar1": lambda: ar1(rng, 0.9),
-         "trend": lambda: ar1(rng, 0.3) + np.linspace(0, 2, DRAWS),
-         "ties": lambda: np.round(ar1(rng, 0.5), 1),
-         "one chain": lambda: ar1(rng, 0.5, chains=1),
-         "odd length": lambda: ar1(rng, 0.5)[:, :DRAWS - 1]}[case]()
-    with jax.enable_x64(True):
-        program = chain_diagnostics(x)
-    r_hat, ess = r_hat_and_ess(x)
-    assert ess == pytest.approx(program["ess"], rel=1e-10)
-    if case == "one chain":
-        assert r_hat is None and program["r_hat"] is None
-    else:
-        assert r_hat == pytest.approx(program["r_hat"], rel=1e-10)
 
 
 def test_disagreeing_chains_set_the_mcse():
