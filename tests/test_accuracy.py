@@ -50,7 +50,7 @@ from isolated import run_isolated, run_isolated_many
 from lambda_hat.samplers.hmc import DIVERGENCE_FRACTION_MAX
 from lambda_hat.theory import dln_learning_coefficient
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy(minutes=1)]
 
 REFERENCES = Path(__file__).parent / "references" / "finite_n.json"
 N = 20000

@@ -1,5 +1,6 @@
-"""What the Slurm tests leave behind, checked after them (conftest orders `after_slurm` last;
-a module of its own, so the Slurm module's cluster is stopped by then)."""
+"""What the Slurm tests leave behind, checked once their work has stopped the cluster (conftest
+orders `after_slurm` last; under xdist it may run on another worker, so it waits for the
+work's outcomes)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from test_slurm import REPO, snakemake
 
 
 @pytest.mark.after_slurm
-def test_the_machine_is_left_as_found(tmp_path):
+def test_the_machine_is_left_as_found(tmp_path, slurm_in_background):
     """After the cluster is stopped, no config the tests wrote stays in /etc/slurm: a
     slurm.conf naming a stopped controller made every Slurm client, and so every
     `snakemake` start (the Slurm plugin runs `scontrol show config`), wait ~9 s."""
+    if slurm_in_background is not None:
+        slurm_in_background.wait()
     marker = "# Written by lambda-hat tools/slurm-local.sh"
     for path in (Path("/etc/slurm/slurm.conf"), Path("/etc/slurm/slurmdbd.conf")):
         assert not (path.is_file() and path.read_text().startswith(marker)), path

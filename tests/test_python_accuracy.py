@@ -17,6 +17,8 @@ import pytest
 
 from support import run_cli, write_config
 
+pytestmark = pytest.mark.heavy(minutes=1.5)
+
 CLASSES, INPUTS = 3, 4
 SOFTMAX_LLC = (CLASSES - 1) * (INPUTS + 1) / 2  # = 5
 SOFTMAX_SEEDS = (0, 1)

@@ -18,6 +18,8 @@ from lambda_hat.samplers import REGISTRY
 from isolated import run_isolated, run_isolated_many
 from lambda_hat.theory import dln_learning_coefficient
 
+pytestmark = pytest.mark.heavy(minutes=5)
+
 FULL_BATCH = ("hmc", "nuts", "mclmc")
 MINIBATCH = ("sgld", "sgld_rmsprop", "sgld_adam", "sgnht", "sghmc", "vi")
 N = 10000

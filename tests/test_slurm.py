@@ -11,14 +11,17 @@ comment is `rule_runs_<rules>`, without wildcards). `test_smoke_experiment_on_sl
 smoke experiment through the profile as it is; the grid tests share what
 `grid_workflows` records, three workflows run at once to overlap their waits:
 
-- `grid`: 24 small runs through the profile (its N = 8 and runtimes): 3 group jobs; in one
+- `grid`: 16 small runs through the profile (its N = 8 and runtimes): 2 group jobs; in one
   of them the process of a run is SIGKILLed mid-write (as the OOM killer or a crash would),
   and the group is resubmitted;
 - `faults`: 4 of the same runs with N = 2 and `runtime: attempt * 1` for `sample` (a group
   of 2 asks for 2 minutes): in one group job a run hangs until Slurm's time limit kills the
   job (TIMEOUT), the other group job is cancelled with `scancel` mid-write; both groups are
   resubmitted (attempt 2: twice the time) and complete;
-- `local`: the 24 runs with `snakemake --cores 2` (no profile), the reference.
+- `local`: the 16 runs with `snakemake --cores 2` (no profile), the reference.
+
+Every workspace links the session's JAX compilation cache (as the workflow's jobs share
+`.jax_cache`), so a program is compiled once, not once per workspace.
 
 The misbehaving first attempts come from a stand-in `lambda-hat` first on PATH (sbatch
 exports the environment to the jobs): it runs the real CLI into a scratch directory, then
@@ -29,7 +32,7 @@ Most of this module's time is waiting: for Slurm's time limit, for the plugin's 
 rounds. So the cluster and all four workflows start in the background as the test session
 begins (`SlurmWork`, started by conftest's `slurm_in_background` when a Slurm test is
 selected) and run beside the other tests; the tests here, ordered last, wait for them and
-assert on what they recorded. The cluster stops when this module's tests are done.
+assert on what they recorded. The cluster stops as soon as the workflows are done.
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +64,8 @@ SCRIPT = REPO / "tools" / "slurm-local.sh"
 STATE_DIR = Path(os.environ.get("SLURM_LOCAL_DIR", "/var/lib/lambda-hat-slurm"))
 SNAKEMAKE_TIMEOUT = 600
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+# runs per Slurm job (the profile's batch size)
+RUNS_PER_JOB = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
 # Slurm slots for the tests: their jobs mostly wait (a hung run, the queue) and the smoke
 # experiment's run beside the grid fixture's, so the 2-core machine offers more CPUs to Slurm
 # than it has (slurmd's config_overrides).
@@ -90,20 +95,48 @@ def stop_cluster() -> None:
 class SlurmWork:
     """The cluster and the workflows of this module, run in a background thread: the smoke
     experiment's passes (`smoke_on_slurm`) beside the grid fixture's three workflows
-    (`grid_workflows`). Each outcome is kept, exceptions included, for the tests to read."""
+    (`grid_workflows`); then the cluster stops. Each outcome is kept, exceptions included,
+    for the tests to read.
 
-    def __init__(self):
-        self.root = Path(tempfile.mkdtemp(prefix="lambda-hat-slurm-tests-"))
+    Under pytest-xdist every worker makes one of these on the same `shared` directory (the
+    workers' common temporary directory): the first to claim it runs the work, and every
+    worker reads the outcomes from the file that the work writes last (`outcomes.pickle`),
+    so the Slurm tests and the `after_slurm` checks may run on any worker."""
+
+    OUTCOMES = "outcomes.pickle"
+
+    def __init__(self, shared: Path, jax_cache: Path):
+        self.shared = shared
+        self.jax_cache = jax_cache
+        self.root = shared / "workspaces"
         self.stopping = threading.Event()
         self.cluster_started = False
         self.outcomes: dict[str, object] = {}
-        self.thread = threading.Thread(target=self._run, name="slurm-tests", daemon=True)
+        self.thread: threading.Thread | None = None
 
     def start(self) -> "SlurmWork":
+        """Start the work unless another process has claimed it (mkdir is atomic)."""
+        self.shared.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir()
+        except FileExistsError:
+            return self
+        self.thread = threading.Thread(target=self._run, name="slurm-tests", daemon=True)
         self.thread.start()
         return self
 
     def _run(self) -> None:
+        try:
+            self._work()
+        finally:
+            if self.cluster_started:
+                stop_cluster()
+                self.cluster_started = False
+            written = self.shared / f".{self.OUTCOMES}.tmp"
+            written.write_bytes(pickle.dumps(self.outcomes))
+            written.rename(self.shared / self.OUTCOMES)
+
+    def _work(self) -> None:
         try:
             cluster = start_cluster()
         except Exception as exc:  # noqa: BLE001 - re-raised by the test that reads it
@@ -114,48 +147,60 @@ class SlurmWork:
             return
         self.cluster_started = True
         with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {"smoke": pool.submit(smoke_on_slurm, self.root / "smoke", cluster),
+            futures = {"smoke": pool.submit(smoke_on_slurm, self.root / "smoke", cluster,
+                                            self.jax_cache),
                        "grid": pool.submit(grid_workflows, self.root / "grid", cluster,
-                                           self.stopping)}
+                                           self.jax_cache, self.stopping)}
             for name, future in futures.items():
                 try:
                     self.outcomes[name] = future.result()
                 except Exception as exc:  # noqa: BLE001 - re-raised by the tests that read it
                     self.outcomes[name] = exc
 
+    def wait(self) -> dict:
+        """Every outcome, once the work is done and the cluster stopped, in whichever
+        process ran it."""
+        path = self.shared / self.OUTCOMES
+        deadline = time.monotonic() + 2 * SNAKEMAKE_TIMEOUT + 1500
+        while not path.exists():
+            assert time.monotonic() < deadline, "the Slurm tests' workflows hang"
+            time.sleep(1)
+        return pickle.loads(path.read_bytes())
+
     def outcome(self, name: str):
-        """What `name` recorded (waiting for the background to finish), or its error."""
-        self.thread.join(timeout=2 * SNAKEMAKE_TIMEOUT + 1500)
-        assert not self.thread.is_alive(), "the Slurm tests' workflows hang"
-        cluster = self.outcomes["cluster"]
+        """What `name` recorded (waiting for the work to finish), or its error."""
+        outcomes = self.wait()
+        cluster = outcomes["cluster"]
         if isinstance(cluster, Exception):
             raise cluster
         if "skip" in cluster:
             pytest.skip(cluster["skip"])
-        value = self.outcomes[name]
+        value = outcomes[name]
         if isinstance(value, Exception):
             raise value
         return value
 
-    def finish(self) -> None:
-        """Stop whatever still runs (an interrupted session), the cluster, the workspaces."""
-        self.stopping.set()
-        self.thread.join(timeout=SNAKEMAKE_TIMEOUT + 120)
+    def finish(self, interrupted: bool) -> None:
+        """At the end of the session: wait for the work, or, after an interrupt, stop it; the
+        cluster is stopped either way. The workspaces stay in pytest's temporary directory,
+        which keeps the last three sessions."""
+        if self.thread is None:
+            return
+        if interrupted:
+            self.stopping.set()
+        self.thread.join(timeout=2 * SNAKEMAKE_TIMEOUT + 1500)
         if self.cluster_started:
             stop_cluster()
             self.cluster_started = False
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def work(slurm_in_background):
-    """The background work (conftest starts it); the cluster is stopped after this module,
-    before the `after_slurm` checks."""
-    yield slurm_in_background
-    slurm_in_background.finish()
+    """The background work (conftest starts it as the session begins)."""
+    return slurm_in_background
 
 
-def make_workspace(root: Path, cluster: dict, experiment: dict,
+def make_workspace(root: Path, cluster: dict, jax_cache: Path, experiment: dict,
                    profile_overrides: dict | None = None,
                    set_resources: dict | None = None) -> Path:
     """A copy of the workflow with `experiment` and a test overlay of the profile: the local
@@ -163,6 +208,7 @@ def make_workspace(root: Path, cluster: dict, experiment: dict,
     root.mkdir(parents=True)
     for part in ("workflow", "config", "profiles"):
         shutil.copytree(REPO / part, root / part)  # follows the schema's symlink
+    (root / ".jax_cache").symlink_to(jax_cache, target_is_directory=True)
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"].update(slurm_partition=cluster["SLURM_LOCAL_PARTITION"],
                                         slurm_account=cluster["SLURM_LOCAL_ACCOUNT"])
@@ -258,17 +304,16 @@ def estimates(workspace: Path) -> dict:
     return {(row.target, row.sampler): row.llc_mean for row in table.itertuples()}
 
 
-def smoke_on_slurm(root: Path, cluster: dict) -> dict:
+def smoke_on_slurm(root: Path, cluster: dict, jax_cache: Path) -> dict:
     """The smoke experiment's passes through the profile (with a broken sampler, then
     without), the same experiment run locally, and a rerun with nothing changed; what each
     left behind is recorded for `test_smoke_experiment_on_slurm`."""
     broken = {"broken": {"kind": "sgld", "chains": 2, "steps": 200, "batch_size": 64,
                          "step_size": 1.0}}
-    workspace = make_workspace(root / "slurm", cluster, smoke_experiment(broken),
+    workspace = make_workspace(root / "slurm", cluster, jax_cache, smoke_experiment(broken),
                                profile_overrides={"slurm-status-command": "sacct"})
     record = {"workspace": workspace, "planned": planned_jobs(workspace)}
-    runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
-    record["group_jobs"] = math.ceil(record["planned"]["sample"] / runs_per_job)
+    record["group_jobs"] = math.ceil(record["planned"]["sample"] / RUNS_PER_JOB)
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
     time.sleep(1)
 
@@ -293,8 +338,8 @@ def smoke_on_slurm(root: Path, cluster: dict) -> dict:
         since, workspace, {"rule_build_target": record["planned"]["build_target"],
                            group: record["group_jobs"] * (2 + PROFILE["retries"])})
 
-    local = make_workspace(root / "local", cluster, smoke_experiment())
-    record["local"] = snakemake(local, "--cores", "2")
+    local = make_workspace(root / "local", cluster, jax_cache, smoke_experiment())
+    record["local"] = snakemake(local, "results/smoke/llc.parquet", "--cores", "2")
     record["estimates"] = (estimates(workspace) if record["completed"].returncode == 0
                            else None)
     record["local_estimates"] = estimates(local) if record["local"].returncode == 0 else None
@@ -363,11 +408,11 @@ def tiny_sgld(seed: int) -> dict:
             "seed": seed}
 
 
-# 24 runs written out one by one (one target × 24 sampler entries with distinct seeds, about
+# 16 runs written out one by one (one target × 16 sampler entries with distinct seeds, about
 # 3 s each). The fault workflow runs four of them: same names and settings, same results.
 GRID = {"experiment": "grid", "posterior": {"beta": "auto", "gamma": 1.0},
         "targets": {"dln_small": TARGET},
-        "samplers": {f"s{seed:02d}": tiny_sgld(seed) for seed in range(24)}}
+        "samplers": {f"s{seed:02d}": tiny_sgld(seed) for seed in range(16)}}
 FAULTS = {**GRID, "samplers": {f"s{seed:02d}": GRID["samplers"][f"s{seed:02d}"]
                                for seed in range(4)}}
 FAULT_RUNS_PER_JOB = 2
@@ -450,20 +495,22 @@ def child_pid(proc: subprocess.Popen) -> int:
     return int(children[0])
 
 
-def grid_workflows(root: Path, cluster: dict, stopping: threading.Event) -> dict:
+def grid_workflows(root: Path, cluster: dict, jax_cache: Path,
+                   stopping: threading.Event) -> dict:
     """The three workflows at once; acts on the stand-in's signals. grid's `crash` run: its
     process is SIGKILLed (as the OOM killer or a crash would). faults' `hang` run: left to
     Slurm's time limit; its `park` run: `scancel`.
     Meanwhile every summary.json that appears is read (each must be complete), and the
     directory of every run is listed when it is killed. `stopping` ends it early (the
     session was interrupted)."""
-    ws = {"grid": make_workspace(root / "grid", cluster, GRID, set_resources=SMALL_MEMORY),
-          "faults": make_workspace(root / "faults", cluster, FAULTS,
+    ws = {"grid": make_workspace(root / "grid", cluster, jax_cache, GRID,
+                                 set_resources=SMALL_MEMORY),
+          "faults": make_workspace(root / "faults", cluster, jax_cache, FAULTS,
                                    profile_overrides={"group-components":
                                                       [f"runs={FAULT_RUNS_PER_JOB}"]},
                                    set_resources={**SMALL_MEMORY, "sample": {
                                        "runtime": "attempt * 1", "mem_mb": "attempt * 1000"}}),
-          "local": make_workspace(root / "local", cluster, GRID)}
+          "local": make_workspace(root / "local", cluster, jax_cache, GRID)}
     env = {"grid": install_shim(ws["grid"], ["crash"]),
            "faults": install_shim(ws["faults"], ["hang", "park"]), "local": dict(os.environ)}
     args = {"grid": ["--profile", "profiles/slurm-test"],
@@ -527,8 +574,12 @@ def grid_workflows(root: Path, cluster: dict, stopping: threading.Event) -> dict
     outputs = {name: (ws[name] / "snakemake.out").read_text() for name in procs}
     for name, (proc, _) in procs.items():
         assert proc.returncode == 0, f"{name}:\n{outputs[name][-6000:]}"
-    expected = {"rule_build_target": 1, "rule_runs_sample": 4}
-    jobs = {name: wait_for_sacct(since, ws[name], expected) for name in ("grid", "faults")}
+    # grid: its batches and the killed one again; faults: both batches twice (hang, park)
+    group_jobs = {"grid": math.ceil(len(GRID["samplers"]) / RUNS_PER_JOB) + 1,
+                  "faults": 2 * math.ceil(len(FAULTS["samplers"]) / FAULT_RUNS_PER_JOB)}
+    jobs = {name: wait_for_sacct(since, ws[name], {"rule_build_target": 1,
+                                                   "rule_runs_sample": group_jobs[name]})
+            for name in ("grid", "faults")}
     print("\ngrid fixture: " + ", ".join(f"{name} {wall:.1f}s" for name, wall in walls.items())
           + f", all {time.monotonic() - started:.1f}s")
     return {"workspaces": ws, "jobs": jobs, "walls": walls, "seen": seen, "outputs": outputs,
@@ -585,21 +636,20 @@ def retry_of(runs: dict, name: str, sampler: str, job: str) -> dict:
 
 
 def test_grid_of_small_runs_is_batched(grid_runs):
-    """24 runs through the profile (runs=8) go out as 3 group jobs of 1 CPU, each asking for
-    the sum of its runs' runtimes (8 × 20 min); the 24 λ̂ equal those of
-    `snakemake --cores 2`. With the resubmitted group (the killed job below): 4 Slurm jobs
-    for the 24 runs (at most 6)."""
+    """16 runs through the profile (runs=8) go out as 2 group jobs of 1 CPU, each asking for
+    the sum of its runs' runtimes (8 × 20 min); the 16 λ̂ equal those of
+    `snakemake --cores 2`. With the resubmitted group (the killed job below): 3 Slurm jobs
+    for the 16 runs."""
     jobs = grid_runs["jobs"]["grid"]
-    runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
-    first = math.ceil(len(GRID["samplers"]) / runs_per_job)
+    first = math.ceil(len(GRID["samplers"]) / RUNS_PER_JOB)
     sample_jobs = jobs["rule_runs_sample"]
-    assert len(sample_jobs) == first + 1 <= 6
+    assert len(sample_jobs) == first + 1
     assert "rule_sample" not in jobs
     assert states(jobs["rule_build_target"]) == ["COMPLETED"]
     assert sorted(states(sample_jobs)) == ["COMPLETED"] * first + ["FAILED"]
     runtime = eval(PROFILE["set-resources"]["sample"]["runtime"], {"attempt": 1})  # noqa: S307
     limits = sorted(minutes(job["limit"]) for job in sample_jobs)
-    assert limits == [runs_per_job * runtime] * first + [2 * runs_per_job * runtime]
+    assert limits == [RUNS_PER_JOB * runtime] * first + [2 * RUNS_PER_JOB * runtime]
     assert {job["cpus"] for job in sample_jobs} == {"1"}
     assert_same_results(grid_runs, "grid")
 
@@ -634,8 +684,7 @@ def test_killed_group_job_is_resubmitted(grid_runs):
     retry = retry_of(grid_runs, "grid", sampler, job)
     assert retry["state"] == "COMPLETED"
     assert minutes(retry["limit"]) == 2 * minutes(jobs[job]["limit"])
-    runs_per_job = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
-    assert len(runs_in(grid_runs, "grid", retry["id"])) == runs_per_job
+    assert len(runs_in(grid_runs, "grid", retry["id"])) == RUNS_PER_JOB
     assert_same_results(grid_runs, "grid")
 
 

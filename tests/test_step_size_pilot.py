@@ -26,7 +26,7 @@ import pytest
 
 from isolated import run_isolated, run_isolated_many
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy(minutes=1.5)]
 
 TARGET_ACCEPTANCE = 0.95  # the settings' default (minibatch.PilotedSettings)
 _rng = np.random.default_rng(0)

@@ -17,6 +17,8 @@ import pytest
 
 from support import build_and_sample
 
+pytestmark = pytest.mark.heavy(minutes=1)
+
 DF, SCALE = 3.0, 0.5
 
 

@@ -23,7 +23,7 @@ import yaml
 from lambda_hat.config import Experiment
 from lambda_hat.theory import dln_learning_coefficient
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.heavy(minutes=4)]
 
 SUMMARY_JOBS = {("aggregate", ()), ("table", ()), ("plot_summary", ()), ("all", ())}
 REQUIRED_COLUMNS = [

@@ -2,6 +2,7 @@
 # Single-node Slurm cluster with accounting (MariaDB + slurmdbd) for tests and local runs.
 #
 #   bash tools/slurm-local.sh start|stop|status   (stop also removes the configs start wrote)
+#   bash tools/slurm-local.sh install             (the packages only: CI installs them beside pip)
 #
 # Debian/Ubuntu, as root, without systemd: every daemon is started by hand, writes a PID
 # file and listens on loopback only (127.0.0.1, or whatever loopback address the hostname
@@ -412,6 +413,15 @@ stop_daemons() {
   done
 }
 
+cmd_install() {
+  require_root
+  require_apt
+  mkdir -p "$STATE_DIR"
+  exec 9>"$STATE_DIR/lock"
+  flock -w 600 9 || die 1 "another start holds $STATE_DIR/lock"
+  install_packages
+}
+
 cmd_start() {
   require_root
   require_apt
@@ -485,8 +495,9 @@ cmd_status() {
 }
 
 case ${1:-} in
+  install) cmd_install ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 64 ;;
+  *) echo "usage: $0 install|start|stop|status" >&2; exit 64 ;;
 esac

@@ -25,6 +25,9 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = Path("results/smoke/runs/dln_small")
+# The runs and their table: what the kill interrupts and the comparison reads (the plots and
+# exports would only add jobs after the sampling).
+TABLE = "results/smoke/llc.parquet"
 
 
 def workspace(root: Path, jax_cache_dir: Path) -> Path:
@@ -36,7 +39,7 @@ def workspace(root: Path, jax_cache_dir: Path) -> Path:
 
 
 def snakemake_command(*args) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml", *args]
+    return [sys.executable, "-m", "snakemake", *args, "--configfile", "config/smoke.yaml"]
 
 
 def snakemake(root: Path, *args) -> subprocess.CompletedProcess:
@@ -56,7 +59,7 @@ def planned(output: str) -> list[str]:
 
 def test_sigkill_mid_sample_then_rerun_incomplete(tmp_path, jax_cache_dir):
     killed = workspace(tmp_path / "killed", jax_cache_dir)
-    job = subprocess.Popen(snakemake_command("--cores", "1"), cwd=killed,
+    job = subprocess.Popen(snakemake_command(TABLE, "--cores", "1"), cwd=killed,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     running = None
@@ -75,27 +78,27 @@ def test_sigkill_mid_sample_then_rerun_incomplete(tmp_path, jax_cache_dir):
     assert not (run_dir / "summary.json").exists()
     assert not (run_dir / "trace.npz").exists()
 
-    blocked = snakemake(killed, "--cores", "2")  # without the flag: refused, not guessed
+    blocked = snakemake(killed, TABLE, "--cores", "2")  # without the flag: refused, not guessed
     assert blocked.returncode != 0
     message = blocked.stdout + blocked.stderr
     assert "--rerun-incomplete" in message
     assert f"Incomplete files:\n{RUNS / running}/" in message
 
-    dry = snakemake(killed, "-n", "--cores", "2", "--rerun-incomplete")
+    dry = snakemake(killed, TABLE, "-n", "--cores", "2", "--rerun-incomplete")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     jobs = planned(dry.stdout + dry.stderr)
     assert jobs.count("sample") == sum(
         not (killed / RUNS / s / "summary.json").exists() for s in ("hmc", "sgld"))
     assert "build_target" not in jobs
 
-    locked = snakemake(killed, "--cores", "2", "--rerun-incomplete")  # the killed run's lock
+    locked = snakemake(killed, TABLE, "--cores", "2", "--rerun-incomplete")  # the killed run's lock
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     assert snakemake(killed, "--unlock").returncode == 0
-    resumed = snakemake(killed, "--cores", "2", "--rerun-incomplete")
+    resumed = snakemake(killed, TABLE, "--cores", "2", "--rerun-incomplete")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert (run_dir / "summary.json").exists()
 
     clean = workspace(tmp_path / "clean", jax_cache_dir)
-    done = snakemake(clean, "--cores", "1")
+    done = snakemake(clean, TABLE, "--cores", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert estimates(killed) == estimates(clean)  # --cores 2 after a kill == --cores 1
