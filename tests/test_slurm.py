@@ -63,6 +63,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "slurm-local.sh"
 STATE_DIR = Path(os.environ.get("SLURM_LOCAL_DIR", "/var/lib/lambda-hat-slurm"))
 SNAKEMAKE_TIMEOUT = 600
+# the background work: the cluster's start (apt included) and two workflows in a row
+WORK_TIMEOUT = 2 * SNAKEMAKE_TIMEOUT + 1500
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
 # runs per Slurm job (the profile's batch size)
 RUNS_PER_JOB = int(dict(g.split("=") for g in PROFILE["group-components"])["runs"])
@@ -161,7 +163,7 @@ class SlurmWork:
         """Every outcome, once the work is done and the cluster stopped, in whichever
         process ran it."""
         path = self.shared / self.OUTCOMES
-        deadline = time.monotonic() + 2 * SNAKEMAKE_TIMEOUT + 1500
+        deadline = time.monotonic() + WORK_TIMEOUT
         while not path.exists():
             assert time.monotonic() < deadline, "the Slurm tests' workflows hang"
             time.sleep(1)
@@ -188,7 +190,7 @@ class SlurmWork:
             return
         if interrupted:
             self.stopping.set()
-        self.thread.join(timeout=2 * SNAKEMAKE_TIMEOUT + 1500)
+        self.thread.join(timeout=WORK_TIMEOUT)
         if self.cluster_started:
             stop_cluster()
             self.cluster_started = False

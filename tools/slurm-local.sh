@@ -417,20 +417,16 @@ cmd_install() {
   require_root
   require_apt
   mkdir -p "$STATE_DIR"
+  # Serialise concurrent installs and starts. fd 9 holds the lock (for the rest of a start
+  # too): daemons are started with 9>&-, or they would inherit it and every later start
+  # would block forever.
   exec 9>"$STATE_DIR/lock"
   flock -w 600 9 || die 1 "another start holds $STATE_DIR/lock"
   install_packages
 }
 
 cmd_start() {
-  require_root
-  require_apt
-  mkdir -p "$STATE_DIR"
-  # Serialise concurrent starts. fd 9 holds the lock: daemons are started with 9>&-, or
-  # they would inherit it and every later start would block forever.
-  exec 9>"$STATE_DIR/lock"
-  flock -w 600 9 || die 1 "another start holds $STATE_DIR/lock"
-  install_packages
+  cmd_install
   CONF_CHANGED=0
   write_configs
   if ((CONF_CHANGED)); then

@@ -91,7 +91,8 @@ def test_sigkill_mid_sample_then_rerun_incomplete(tmp_path, jax_cache_dir):
         not (killed / RUNS / s / "summary.json").exists() for s in ("hmc", "sgld"))
     assert "build_target" not in jobs
 
-    locked = snakemake(killed, TABLE, "--cores", "2", "--rerun-incomplete")  # the killed run's lock
+    # the killed run's lock
+    locked = snakemake(killed, TABLE, "--cores", "2", "--rerun-incomplete")
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     assert snakemake(killed, "--unlock").returncode == 0
     resumed = snakemake(killed, TABLE, "--cores", "2", "--rerun-incomplete")
