@@ -5,7 +5,7 @@
 
 The estimand of a run is the expectation under the localized tempered posterior at the run's
 own n, β = 1/log n, γ = 1 and data (target seed), not the asymptotic λ: at finite n the two
-differ (science.md, "finite-n effects"), and a test against λ must leave room for that. Here
+differ (docs/theory.md §4), and a test against λ must leave room for that. Here
 each target gets one long NUTS run (many chains × many draws, at a higher target acceptance
 than the default), so that its MCSE is at most 1/4 of a default run's. NUTS is
 Metropolis-adjusted, so its stationary law is the posterior itself: the reference's bias
@@ -16,7 +16,7 @@ does not rest on one estimator of the autocorrelation.
 
 Also recorded per target: three default-HMC runs (seeds 0, 1, 2; the runs the accuracy test
 makes) and the ratio of the reference's MCSE to theirs; the Hessian spectrum of L_n at w*
-(for the SGLD discretization-bias bound: science.md, a quadratic direction of curvature
+(for the SGLD discretization-bias bound: docs/theory.md §6.1, a quadratic direction of curvature
 c_i = nβh_i + γ has variance 1/(c_i(1 − εc_i/4)) under Euler–Maruyama); and for a
 one-layer DLN, whose L_n is exactly quadratic in w, the exact finite-n value
 Σ_i ½·nβh_i/(nβh_i + γ), which the NUTS reference must match (a check of the procedure).

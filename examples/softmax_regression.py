@@ -12,7 +12,7 @@ b (K) drawn from the seed, their entries N(0, weight_scale²) and N(0, bias_scal
 The model has K(p + 1) parameters, and is regular in its (K − 1)(p + 1) identifiable
 ones: adding the same affine function of x to every logit (W → W + u1ᵀ, b → b + c1ᵀ)
 leaves the softmax, hence the loss, exactly unchanged, so those p + 1 directions are exactly
-flat and add nothing to λ (science.md: flat directions contribute 0, not ½). Hence
+flat and add nothing to λ (docs/theory.md §3.1: flat directions contribute 0, not ½). Hence
 λ = (K − 1)(p + 1)/2, which is 5 for K = 3, p = 4.
 
 No `params` are returned, only `init_params` (zeros): lambda-hat trains w* to the

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .artifacts import atomic_write_bytes
 from .errors import ArtifactError
+from .samplers import REGISTRY as SAMPLERS
 from .summary import RunSummary, read_summary
 
 COLUMNS = [
@@ -68,10 +69,11 @@ def _row(summary: RunSummary) -> dict:
 
 
 def _reference(row: dict, rows: list[dict]) -> dict | None:
-    """The HMC run on the same target to compare against: same beta and gamma preferred,
-    then the smallest MCSE; None without a finite HMC estimate."""
+    """The reference run on the same target to compare against (a kind that
+    `CAN_BE_REFERENCE`: HMC): same beta and gamma preferred, then the smallest MCSE; None
+    without a finite reference estimate."""
     candidates = [other for other in rows
-                  if other["target"] == row["target"] and other["kind"] == "hmc"
+                  if other["target"] == row["target"] and SAMPLERS[other["kind"]].CAN_BE_REFERENCE
                   and _finite(other["llc_mean"])]
     if not candidates:
         return None

@@ -21,11 +21,8 @@ def _build(args) -> None:
 
     experiment = Experiment.load(args.config)
     config = experiment.target(args.target)
-    from .runner import check_precision
-    from .targets import build_target, save_target
-
-    check_precision(config["dtype"], f"target {args.target!r}")
     from .artifacts import prepare_output_dir
+    from .targets import build_target, save_target
 
     prepare_output_dir(args.out)
     record, arrays = build_target(args.target, config, experiment.name)
@@ -44,6 +41,7 @@ def _sample(args) -> None:
     from .summary import write_summary
     from .targets import load_target
 
+    # Before the output directory is touched; `sample_run` checks again for its other callers.
     check_precision(settings.dtype, f"sampler {args.sampler!r} (kind {settings.kind})")
     target = load_target(args.target_dir)
     out = prepare_output_dir(args.out)

@@ -20,13 +20,17 @@ import yaml
 
 from .errors import ConfigError
 from .samplers import REGISTRY as SAMPLERS
-from .settings import field_names, make, schema_of
-from .grid import NAME_PATTERN, expand_grids
+from .samplers.base import SamplerSettings
+from .settings import as_dict, defaults_of, make, schema_of
+from .grid import NAME_PATTERN, expand_grids, has_grids
 from .targets import CHECKPOINT_MARK, COMMON_DEFAULTS, REGISTRY as TARGETS
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 
-POSTERIOR_DEFAULTS = {"beta": "auto", "gamma": 1.0}
+SAMPLER_DEFAULTS = defaults_of(SamplerSettings)
+POSTERIOR_KEYS = ("beta", "gamma")
+"""The `posterior:` keys with a default: the samplers' (β and γ are declared once, in
+`SamplerSettings`)."""
 
 
 def canonical_json(obj) -> str:
@@ -84,25 +88,34 @@ def _message(error) -> str:
     return error.message
 
 
-def _validate(instance, schema, where: list) -> list[tuple[list, str]]:
+def _validate(instance, schema, where: list, typed: dict | None = None) -> list:
+    """Problems of `instance` by `schema`, as (key path, message). `typed` maps the key path
+    of an entry typed by a dataclass to what it is ("sgld sampler") and the word for a key
+    it lacks ("not a setting of"): its unknown and missing keys are then named one by one,
+    with the keys it knows."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema)
-    return [([*where, *error.absolute_path], _message(error))
-            for error in validator.iter_errors(instance)]
+    typed = typed or {}
+    problems = []
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(instance):
+        path = [*where, *error.absolute_path]
+        entry = typed.get(tuple(path))
+        if entry and error.validator == "additionalProperties":
+            what, unknown = entry
+            known = sorted(set(error.schema["properties"]) - {"kind"})
+            problems += [([*path, key], f"{unknown} a {what}; known: {', '.join(known)}")
+                         for key in sorted(set(error.instance) - set(error.schema["properties"]))]
+        elif entry and error.validator == "required":
+            problems += [([*path, key], f"required for a {entry[0]}")
+                         for key in error.validator_value if key not in error.instance]
+        else:
+            problems.append((path, _message(error)))
+    return problems
 
 
-def _typed_entry(given: dict, cls, where: list, what: str, unknown: str) -> list:
-    """Problems of one entry typed by a dataclass: unknown keys, missing ones, bad values."""
-    schema = schema_of(cls)
-    known = set(schema["properties"])
-    problems = [([*where, key], f"{unknown}; known: {', '.join(sorted(known - {'kind'}))}")
-                for key in sorted(set(given) - known)]
-    problems += [([*where, key], f"required for a {what}")
-                 for key in schema["required"] if key not in given]
-    values = {key: value for key, value in given.items() if key in known and key != "kind"}
-    properties = {key: schema["properties"][key] for key in values}
-    return problems + _validate(values, {"type": "object", "properties": properties}, where)
+def _closed(cls) -> dict:
+    """The schema of a settings dataclass that refuses keys it does not have."""
+    return {**schema_of(cls), "additionalProperties": False}
 
 
 def _entries(raw: dict, section: str):
@@ -112,9 +125,13 @@ def _entries(raw: dict, section: str):
     return [(name, entry) for name, entry in entries.items() if isinstance(entry, dict)]
 
 
-def _entry_problems(raw: dict) -> list:
-    """Kind-specific keys of every sampler and target model (after the schema file's check)."""
-    problems = []
+def _typed_schema(raw: dict) -> tuple[dict, dict, list]:
+    """(schema, typed entries, problems): the file's schema with every sampler entry typed
+    by its kind's `Settings` and every target's model by its kind's `Model`, so one pass
+    checks every key of the file; an unknown sampler kind is a problem of its own (an
+    unknown target kind is the file schema's)."""
+    schema = copy.deepcopy(load_schema())
+    samplers, targets, typed, problems = {}, {}, {}, []
     for name, sampler in _entries(raw, "samplers"):
         kind = sampler.get("kind")
         if not isinstance(kind, str):
@@ -123,19 +140,24 @@ def _entry_problems(raw: dict) -> list:
             problems.append((["samplers", name, "kind"], f"unknown sampler kind {kind!r}; "
                              f"known: {', '.join(sorted(SAMPLERS))}"))
             continue
-        problems += _typed_entry(sampler, SAMPLERS[kind].Settings, ["samplers", name],
-                                 f"{kind} sampler", f"not a setting of a {kind} sampler")
+        samplers[name] = _closed(SAMPLERS[kind].Settings)
+        typed[("samplers", name)] = (f"{kind} sampler", "not a setting of")
     for name, target in _entries(raw, "targets"):
         model = target.get("model")
         kind = model.get("kind") if isinstance(model, dict) else None
         if kind not in TARGETS:
             continue  # the schema file's check names it
-        problems += _typed_entry(model, TARGETS[kind].Model, ["targets", name, "model"],
-                                 f"{kind} model", f"not a key of a {kind} model")
-    return problems
+        targets[name] = {"allOf": [{"$ref": "#/$defs/target"},
+                                   {"properties": {"model": _closed(TARGETS[kind].Model)}}]}
+        typed[("targets", name, "model")] = (f"{kind} model", "not a key of")
+    schema["properties"]["samplers"]["properties"] = samplers
+    schema["properties"]["targets"]["properties"] = targets
+    return schema, typed, problems
 
 
-def _semantic_problems(raw: dict) -> list:
+def _semantic_problems(raw: dict, samplers: dict) -> list:
+    """Problems between values, once every key has its type; `samplers` are the typed
+    settings of each entry."""
     problems = []
     lowered: dict[str, str] = {}
     for section in ("targets", "samplers"):
@@ -164,19 +186,17 @@ def _semantic_problems(raw: dict) -> list:
         problems.append((["exports", "arviz"], "the ArviZ export needs the optional extra: "
                          "pip install 'lambda-hat[arviz]'"))
     for name, given in (raw.get("samplers") or {}).items():
-        module = SAMPLERS[given["kind"]]
-        settings = make(module.Settings, given)
-        for key in field_names(module.Settings):
-            value = getattr(settings, key)
+        settings = samplers[name]
+        module = SAMPLERS[settings.kind]
+        for key, value in given.items():
             if isinstance(value, float) and not math.isfinite(value):
                 problems.append((["samplers", name, key], "must be a finite number"))
-        check = getattr(module, "check", None)
         problems += [(["samplers", name, key], message)
-                     for key, message in (check(settings) if check else [])]
-        if getattr(settings, "replacement", True) is False:
+                     for key, message in module.check(settings)]
+        if settings.smallest_n is not None:
             for target_name in raw.get("targets") or {}:
                 n = _resolve_target(raw, target_name)["data"].get("n")  # None: the file's
-                if n is not None and settings.batch_size > n:
+                if n is not None and settings.smallest_n > n:
                     problems.append((["samplers", name, "batch_size"],
                                      f"batch {settings.batch_size} > n = {n} of target "
                                      f"{target_name!r} needs replacement: true"))
@@ -189,10 +209,10 @@ def _checkpoint_problems(raw: dict, name: str) -> list:
     target = _resolve_target(raw, name)
     checkpoints = target.get("checkpoints")
     kind = target["model"]["kind"]
-    if not checkpoints or kind == "python":
+    if not checkpoints or TARGETS[kind].CHECKPOINTS == "checked_at_build":
         return []
     where = ["targets", name, "checkpoints"]
-    if not getattr(TARGETS[kind], "TRAINING_CHECKPOINTS", False):
+    if TARGETS[kind].CHECKPOINTS == "none":
         return [(where, f"a {kind} target is not trained, so it has no checkpoints")]
     if target.get("w_star") != "trained":
         return [(where, "checkpoints are steps of training: set w_star: trained")]
@@ -205,7 +225,7 @@ def _checkpoint_problems(raw: dict, name: str) -> list:
 def _improper_posteriors(raw: dict) -> list:
     """γ = 0 leaves a network's posterior improper (flat directions extend to infinity): named
     at the key that set it, once per target kind that needs the localizer."""
-    posterior_gamma = (raw.get("posterior") or {}).get("gamma", POSTERIOR_DEFAULTS["gamma"])
+    posterior_gamma = posterior_of(raw)["gamma"]
     sources = {("posterior", "gamma"): posterior_gamma} if any(
         "gamma" not in sampler for sampler in (raw.get("samplers") or {}).values()) else {}
     sources.update({("samplers", name, "gamma"): sampler["gamma"]
@@ -216,7 +236,7 @@ def _improper_posteriors(raw: dict) -> list:
             continue
         for target, entry in (raw.get("targets") or {}).items():
             kind = entry["model"]["kind"]
-            if not getattr(TARGETS[kind], "PROPER_WITHOUT_LOCALIZER", False):
+            if not TARGETS[kind].PROPER_WITHOUT_LOCALIZER:
                 problems.append((list(path), f"gamma = 0 leaves the posterior of target "
                                  f"{target!r} ({kind}) improper along its flat directions; "
                                  "set gamma > 0"))
@@ -228,24 +248,51 @@ def _lines(problems, source: str) -> list[str]:
     return [f"{source}: {_key_path(path)}: {message}" for path, message in ordered]
 
 
-def check_experiment(raw: dict, source: str) -> list[str]:
-    """Every problem in an experiment, one line each, naming the file and the key path.
+def _checked(raw: dict, source: str) -> tuple[dict, dict]:
+    """(the experiment with its grids expanded, each sampler's typed settings with the
+    posterior's β and γ resolved), after one check of every key; or ConfigError listing
+    every problem, one line each, naming the file and the key path.
 
     Grids (and calibration sweeps) are expanded first, so each grid point is checked as an
-    entry of its own. Type problems of every entry are reported together; the checks between
-    values (a rank above a width, a batch above n) run once the types are right."""
-    problems = _validate(raw, load_schema(), [])
-    try:
-        expanded = expand_grids(raw, source)
-    except ConfigError as exc:
-        return _lines(problems, source) + exc.problems
-    if expanded is not raw and not problems:
-        problems = _validate(expanded, load_schema(), [])
-    raw = expanded
-    problems += _entry_problems(raw)
+    entry of its own (the file's own keys are checked before, since the grids' are). Type
+    problems of every entry are reported together; the checks between values (a rank above
+    a width, a batch above n) run once the types are right."""
+    expanded = raw
+    if has_grids(raw):
+        problems = _lines(_validate(raw, load_schema(), []), source)
+        try:
+            expanded = expand_grids(raw, source)
+        except ConfigError as exc:
+            problems += exc.problems
+        if problems:
+            raise ConfigError(problems)
+    schema, typed, problems = _typed_schema(expanded)
+    problems += _validate(expanded, schema, [], typed)
     if problems:
-        return _lines(problems, source)
-    return _lines(_semantic_problems(raw), source)
+        raise ConfigError(_lines(problems, source))
+    posterior = posterior_of(expanded)
+    samplers = {name: make(SAMPLERS[given["kind"]].Settings, {**posterior, **given})
+                for name, given in expanded["samplers"].items()}
+    problems = _semantic_problems(expanded, samplers)
+    if problems:
+        raise ConfigError(_lines(problems, source))
+    return expanded, samplers
+
+
+def check_experiment(raw: dict, source: str) -> list[str]:
+    """Every problem in an experiment, one line each, naming the file and the key path."""
+    try:
+        _checked(raw, source)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def posterior_of(raw: dict) -> dict:
+    """The experiment's `posterior:` with its defaults: the samplers' own (`SamplerSettings`),
+    which an entry may override."""
+    return {**{key: SAMPLER_DEFAULTS[key] for key in POSTERIOR_KEYS},
+            **(raw.get("posterior") or {})}
 
 
 def _resolve_target(raw: dict, name: str) -> dict:
@@ -254,28 +301,86 @@ def _resolve_target(raw: dict, name: str) -> dict:
     return deep_merge(deep_merge(COMMON_DEFAULTS, kind.DEFAULTS), target)
 
 
+RESOLVED_FORMAT = 1
+"""The layout of a job's resolved experiment (`Experiment.resolved`)."""
+DEFAULT_NAME = "default"
+"""The experiment's name when the file gives none: its results go to results/default/."""
+
+
+def _digest(body: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def _package_version() -> str:
+    from importlib.metadata import version
+
+    return version("lambda-hat")
+
+
 class Experiment:
-    """A checked experiment file; each sampler's settings typed and resolved once."""
+    """A checked experiment; each sampler's settings typed and resolved once per process.
+
+    From a user's file (`Experiment(raw, source)`, `load`) every key is checked. The
+    workflow then hands each job the part it needs, resolved (`resolved`): defaults filled
+    in, grids expanded, β and γ in every sampler's settings, with a digest; the job's
+    process trusts that (`from_resolved`) instead of checking it again."""
 
     def __init__(self, raw: dict, source: str):
-        problems = check_experiment(raw, source)
-        if problems:
-            raise ConfigError(problems)
-        self.raw = expand_grids(raw, source)
+        expanded, samplers = _checked(raw, source)
+        self._adopt(expanded, source, samplers)
+
+    def _adopt(self, raw: dict, source: str, samplers: dict) -> None:
+        self.raw = raw
         self.source = source
-        self.name = raw.get("experiment", "default")
-        self.posterior = {**POSTERIOR_DEFAULTS, **(raw.get("posterior") or {})}
-        self._targets = {named: None for name, entry in self.raw["targets"].items()
+        self.name = raw.get("experiment", DEFAULT_NAME)
+        self._targets = {named: None for name, entry in raw["targets"].items()
                          for named in [name, *(f"{name}{CHECKPOINT_MARK}{checkpoint}"
                                                for checkpoint in entry.get("checkpoints", []))]}
         """Target name -> its resolved entry, resolved on first use."""
-        self._samplers = {name: make(SAMPLERS[given["kind"]].Settings,
-                                     {**self.posterior, **given})
-                          for name, given in self.raw["samplers"].items()}
+        self._samplers = samplers
 
     @classmethod
     def load(cls, path: str | Path) -> "Experiment":
-        return cls(read_yaml(path), str(path))
+        """A user's experiment file, or a job's resolved one (`resolved`)."""
+        raw = read_yaml(path)
+        if "resolved" in raw:
+            return cls.from_resolved(raw, str(path))
+        return cls(raw, str(path))
+
+    def resolved(self, target: str, sampler: str | None = None) -> dict:
+        """What one job needs, resolved: target `target` (a checkpoint's: its declared target
+        with only that checkpoint) and, for a run, sampler `sampler`'s typed settings; the
+        source it came from, and a digest that `from_resolved` checks."""
+        body = {"experiment": self.name, "source": self.source,
+                "targets": self.entry(target),
+                "samplers": {} if sampler is None else {sampler: as_dict(self.sampler(sampler))}}
+        return {**body, "resolved": {"format": RESOLVED_FORMAT, "lambda_hat": _package_version(),
+                                     "digest": _digest(body)}}
+
+    @classmethod
+    def from_resolved(cls, data: dict, path: str) -> "Experiment":
+        """The experiment of a job's resolved file, trusted once its format, the lambda-hat
+        that wrote it and its digest match: the settings are typed without another check."""
+        stamp = data.get("resolved")
+        body = {key: value for key, value in data.items() if key != "resolved"}
+        if not isinstance(stamp, dict) or stamp.get("format") != RESOLVED_FORMAT:
+            raise ConfigError([f"{path}: resolved: not a job's experiment of format "
+                               f"{RESOLVED_FORMAT}; plan the run again (snakemake)"])
+        if stamp.get("lambda_hat") != _package_version():
+            raise ConfigError([f"{path}: resolved.lambda_hat: planned by lambda-hat "
+                               f"{stamp.get('lambda_hat')}, this is {_package_version()}; "
+                               "plan the run again (snakemake)"])
+        if stamp.get("digest") != _digest(body):
+            raise ConfigError([f"{path}: resolved.digest: the file was changed after it was "
+                               "planned; plan the run again (snakemake), or give your own "
+                               "experiment file"])
+        experiment = cls.__new__(cls)
+        samplers = {name: make(SAMPLERS[given["kind"]].Settings, given)
+                    for name, given in body["samplers"].items()}
+        experiment._adopt(body, body["source"], samplers)
+        return experiment
 
     @property
     def has_grid(self) -> bool:

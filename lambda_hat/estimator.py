@@ -1,4 +1,5 @@
-"""λ̂ = nβ (E[L_n] − L_n(w*)), per chain after burn-in, pooled with an MCSE."""
+"""λ̂ = nβ (E[L_n] − L_n(w*)), per chain after burn-in, pooled with an MCSE
+(docs/theory.md §1)."""
 
 from __future__ import annotations
 

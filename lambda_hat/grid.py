@@ -152,11 +152,17 @@ def expand_entry(name: str, entry: dict, section: str, where: str) -> tuple[dict
     return points, problems
 
 
+def has_grids(raw: dict) -> bool:
+    """Whether any target or sampler entry has a grid to expand."""
+    return any(isinstance(raw.get(section), dict) and any(
+        isinstance(entry, dict) and any(key in entry for key in GRID_KEYS)
+        for entry in raw[section].values()) for section in ("targets", "samplers"))
+
+
 def expand_grids(raw: dict, source: str = "<experiment>") -> dict:
-    """A copy of `raw` with every grid of a target or sampler expanded into its points."""
-    if not any(isinstance(raw.get(section), dict) and any(
-            isinstance(entry, dict) and any(key in entry for key in GRID_KEYS)
-            for entry in raw[section].values()) for section in ("targets", "samplers")):
+    """A copy of `raw` with every grid of a target or sampler expanded into its points
+    (`raw` itself when it has none)."""
+    if not has_grids(raw):
         return raw
     problems, expanded = [], dict(raw)
     for section in ("targets", "samplers"):

@@ -17,6 +17,7 @@ import numpy as np
 
 from .artifacts import atomic_write, read_npz
 from .errors import ArtifactError, LambdaHatError
+from .samplers import REGISTRY as SAMPLERS
 from .summary import RunSummary, read_summary
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ STAT_NAMES = {
 }
 """trace.npz names -> ArviZ's conventional sample_stats names; other per-draw arrays
 (`mala_acceptance`, `log_weight`, `grad_evals`) keep their own."""
-
-LEAPFROG_KINDS = frozenset({"hmc", "nuts"})
-"""Kinds whose per-draw cost is leapfrog steps, one gradient each (hmc.py): `n_steps`."""
 
 NOT_STATS = frozenset({"loss", "grad_evals_at", "burn_in", "loss_star"})
 
@@ -61,7 +59,7 @@ def _sample_stats(summary: RunSummary, trace: dict[str, np.ndarray]) -> dict[str
             continue
         if name == "divergent":
             value = value > 0  # thinned: the fraction of its transitions that diverged
-        elif name == "grad_evals" and summary.kind in LEAPFROG_KINDS:
+        elif name == "grad_evals" and SAMPLERS[summary.kind].LEAPFROG:  # ArviZ's n_steps
             name = "n_steps"
             value = value if summary.trace_every == 1 else value / summary.trace_every
         stats[STAT_NAMES.get(name, name)] = value

@@ -1,4 +1,5 @@
-"""What L_n's gradient and curvature at w* say about λ̂ before any draw is trusted.
+"""What L_n's gradient and curvature at w* say about λ̂ before any draw is trusted
+(docs/theory.md §5 and §7).
 
 Quadratic model of L_n at w*: L ≈ L* + gᵀδ + ½δᵀHδ. Along an eigen-direction of H with
 curvature h, the tempered, localized posterior is Gaussian with precision a = nβh + γ, so

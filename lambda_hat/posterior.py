@@ -1,4 +1,5 @@
-"""The localized tempered posterior p(w) ∝ exp(−nβ L_n(w) − (γ/2)||w − w*||²).
+"""The localized tempered posterior p(w) ∝ exp(−nβ L_n(w) − (γ/2)||w − w*||²)
+(docs/theory.md §2).
 
 Data travel as an explicit pytree argument (never closed over), so jitted samplers keep one
 resident copy shared by all chains and compiled code does not embed the dataset. Inside the

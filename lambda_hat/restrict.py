@@ -102,9 +102,9 @@ def restricted(likelihood, restrict, where: str) -> tuple[Restricted, list[str]]
     """The likelihood of the groups `restrict` names, and their paths."""
     from .errors import ConfigError
 
-    groups_of = getattr(likelihood, "parameter_groups", None)
-    if groups_of is None:
+    groups = likelihood.parameter_groups()
+    if not groups:
         raise ConfigError([f"{where}: this target has no parameter groups to restrict to"])
-    chosen = selected_groups(groups_of(), restrict, where)
+    chosen = selected_groups(groups, restrict, where)
     return (Restricted(likelihood, free_ranges(chosen), likelihood.num_params),
             [group.path for group in chosen])

@@ -10,7 +10,7 @@ A sampler entry may carry a `sweep` section mapping setting names to lists of va
 It is a grid (`lambda_hat.grid`) of positive numbers: one sampler per grid point, named
 `sgld.step_size_scale-0.05` (`.gamma-1.0` appended for a second axis), each with the concrete
 values and `sweep_of: sgld`. Step size (ε, or τ for `auto`), γ and β (so nβ) are the
-usual axes (science.md: sweep ε × nβ and pick a flat region). Pure and JAX-free: the
+usual axes (docs/theory.md §8.1: sweep ε × nβ and pick a flat region). Pure and JAX-free: the
 configuration layer calls it before checking an experiment.
 
 `flat_region` takes the run summaries of one sweep and marks, along the step-size axis (for

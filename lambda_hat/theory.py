@@ -1,4 +1,4 @@
-"""Exact learning coefficients used as ground truths (science.md §2-3)."""
+"""Exact learning coefficients used as ground truths (docs/theory.md §3)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each satisfies what samplers use of `lambda_hat.posterior.Posterior` (`Localized` gives the
 localizer, the log density and `bind`), so the driver can run any kernel on a potential
-(science.md §4: with γ = 0 and a flat prior, K(w) = Σ c_i w_i^{2k_i} gives nβ·E[K] =
+(docs/theory.md §3.4: with γ = 0 and a flat prior, K(w) = Σ c_i w_i^{2k_i} gives nβ·E[K] =
 Σ 1/(2k_i) exactly, for any nβ).
 """
 

@@ -5,7 +5,7 @@ seed 0: a regular DLN [6, 4] of rank 4 (λ = d/2 = 12) and a singular one [6, 5,
 rank 3 (λ = 14.5, multiplicity 1).
 
 A run estimates the posterior expectation at its own n, β, γ and data, which is not λ (the
-localizer and finite n shift it: science.md), so each is compared with that finite-n value,
+localizer and finite n shift it: docs/theory.md §4-5), so each is compared with that finite-n value,
 `tests/references/finite_n.json` (made by `python bench/finite_n_reference.py`): for the
 one-layer DLN, whose L_n is exactly quadratic in w, the exact Gaussian value
 Σ_i ½·nβh_i/(nβh_i + γ) (MCSE 0; the long NUTS run there agrees with it); for the singular
@@ -16,9 +16,8 @@ Each run (sampler seeds 0, 1, 2, same target) must satisfy
     |λ̂ − ref| < 4·√(MCSE² + MCSE_ref²) + bias bound,
 with the bias bound stated per sampler:
 - HMC: 0. Metropolis-adjusted, so its stationary law is exact; its error is its MCSE.
-- SGLD: its Euler–Maruyama bias at the run's own step ε (science.md, "SGLD
-  discretization": a direction of curvature c = nβh + γ has variance 1/(c(1 − εc/4))
-  instead of 1/c, so its share of λ̂ is inflated by 1/(1 − εc/4)). Bounded by that factor
+- SGLD: its Euler–Maruyama bias at the run's own step ε (docs/theory.md §6.1: a direction
+  of curvature c = nβh + γ has variance 1/(c(1 − εc/4)) instead of 1/c, so its share of λ̂ is inflated by 1/(1 − εc/4)). Bounded by that factor
   at the stiffest curvature at w*, c_max = nβh_max + γ (h_max from the Hessian spectrum
   stored with the reference), applied to the whole estimate: ref·k/(1 − k), k = εc_max/4
   (≈ 5% at the default τ = εc_max = 0.2; 0.75 here). Summing the formula over the quadratic
@@ -73,7 +72,7 @@ def reference(name: str) -> dict:
 
 def sgld_bias_bound(ref: dict, step_size: float) -> float:
     """ref·k/(1 − k), k = εc_max/4: Euler–Maruyama's relative inflation of a direction's
-    variance at the stiffest curvature at w* (science.md), applied to all of λ̂."""
+    variance at the stiffest curvature at w* (docs/theory.md §6.1), applied to all of λ̂."""
     c_max = ref["nbeta"] * max(ref["hessian_eigenvalues"]) + ref["gamma"]
     k = step_size * c_max / 4
     assert k < 1, "beyond the Euler–Maruyama stability limit"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from isolated import settings_for
-from lambda_hat.samplers import REGISTRY
+from lambda_hat.samplers import REGISTRY, momentum
 from potentials import PotentialPosterior
 
 POSTERIOR = PotentialPosterior(coefficients=(1.0, 3.0, 0.5), powers=(1, 1, 1), nbeta=50.0,
@@ -97,10 +97,9 @@ def test_momentum_steps(kind):
     SGHMC keeps ξ = α."""
     settings, kernel, state, params = _setup(kind)
     p0 = np.array([0.5, -1.0, 0.25])
-    alpha = REGISTRY["sghmc"].initial_friction(settings)
+    alpha = momentum.initial_friction(settings)
     xi0 = 7.0 if kind == "sgnht" else alpha
-    dynamics = REGISTRY["sghmc"].State(jnp.asarray(W0, jnp.float32),
-                                       jnp.asarray(p0, jnp.float32))
+    dynamics = momentum.State(jnp.asarray(W0, jnp.float32), jnp.asarray(p0, jnp.float32))
     if kind == "sgnht":
         state = state._replace(dynamics=dynamics, xi=jnp.asarray(xi0, jnp.float32))
     else:

@@ -71,7 +71,7 @@ def softmax_fit(X, Y, w):
 def test_hmc_and_sgld_recover_the_learning_coefficient_of_softmax_regression(repo_root,
                                                                               tmp_path):
     """Multinomial logistic regression, K = 3 classes, p = 4 inputs and a bias: d = 15, of
-    which (K − 1)(p + 1) = 10 are identifiable, so λ = 5 (science.md). n = 5000, w* trained
+    which (K − 1)(p + 1) = 10 are identifiable, so λ = 5 (docs/theory.md §3.1). n = 5000, w* trained
     by lambda-hat (Adam, 2000 steps from zeros): ‖∇L_n(w*)‖ is 2e-10 / 1e-12 (seeds 0 / 1),
     so no chain falls below L_n(w*). The Hessian at w* has exactly 5 zero eigenvalues (the
     common shift of the logits), which add nothing.

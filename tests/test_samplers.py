@@ -27,7 +27,7 @@ N = 10000
 # Targets: x ~ N(0, I), noiseless, n = 10000, γ = 1, β = 1/log n, w* = teacher.
 # `regular`: one linear layer, λ = d/2 = 12. `dln3`: 5→4→6→5 with a rank-2 teacher
 # (rank < every width), λ = 10.5 with multiplicity 1 (d = 74), so the finite-n bias of an
-# exact sampler is small (science.md §5: it is the m > 1 cases that converge slowly in n).
+# exact sampler is small (docs/theory.md §4.2: it is the m > 1 cases that converge slowly in n).
 TARGETS = {
     "regular": {"widths": [6, 4], "rank": 4, "n": N},
     "dln3": {"widths": [5, 4, 6, 5], "rank": 2, "n": N},
@@ -40,7 +40,7 @@ TARGETS = {
 # singular directions: 20%.
 TOLERANCE = {kind: 0.10 for kind in FULL_BATCH} | {kind: 0.20 for kind in MINIBATCH}
 
-# The exact finite-n identity (science.md §4): γ = 0, flat prior, K = Σ c_i w_i^{2k_i}
+# The exact finite-n identity (docs/theory.md §3.4): γ = 0, flat prior, K = Σ c_i w_i^{2k_i}
 # gives nβ E[K] = Σ 1/(2k_i) = 1.5 here, for any nβ. Mixed powers and unequal c_i make the
 # posterior non-Gaussian and anisotropic, so step size and mass matrix must adapt.
 IDENTITY = {"type": "potential", "coefficients": [1.0, 3.0, 0.5, 2.0], "powers": [1, 1, 2, 2],

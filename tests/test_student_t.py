@@ -1,7 +1,7 @@
 """The Student-t regression likelihood (`loss: {kind: student_t}`).
 
 A linear Student-t regression is regular: its K(w) has a positive-definite Hessian at the
-truth, so λ = d/2 exactly, as for the squared error (science.md §2). Setting: a one-layer
+truth, so λ = d/2 exactly, as for the squared error (docs/theory.md §3.1). Setting: a one-layer
 DLN 4 → 3 (d = 12, λ = 6), Student-t noise with the likelihood's own df and scale, w* the
 trained optimum, n = 5000, β = 1/log n, γ = 1. Bias bound: the localizer moves λ̂ by about
 γ/(nβ·h) with h ≈ (ν+1)/((ν+3)s²) the per-point curvature, under 0.2% here; HMC's MCSE is

@@ -24,7 +24,7 @@ def test_two_layer_dln_equals_reduced_rank_regression(m):
     [([5, 3, 5], 0, 13 / 2), ([10, 10, 10], 0, 75 / 2), ([10, 10, 10], 10, 50.0),
      ([1, 1, 1, 1], 0, 1 / 2)],
 )
-def test_spot_values_from_science_md(widths, rank, expected):
+def test_spot_values_from_theory_md(widths, rank, expected):
     assert dln_learning_coefficient(widths, rank).llc == pytest.approx(expected)
 
 

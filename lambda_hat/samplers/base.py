@@ -1,24 +1,15 @@
-"""The shape every sampler module has, and the settings they share. JAX-free.
+"""The contract every sampler module meets (`Sampler`), the settings they share, and the
+records between a kernel and the driver. JAX-free.
 
-A sampler module exports
-
-- `Settings`: a frozen dataclass (subclass of `SamplerSettings`), its defaults and words;
-- optionally `setup(settings, posterior, key)`: values shared by all chains (an automatic
-  step size, a whitening), a NamedTuple whose `grad_evals` field is its cost;
-- `build(settings, posterior, setup) -> Kernel`: pure functions over a NamedTuple state, no
-  loops over steps or chains, no timing, no I/O;
-- `summarize(settings, output) -> dict`: the run's statistics from the driver's output;
-- `warnings(stats) -> list[str]`: what a user must know before trusting the number;
-- `MARKOV_CHAIN` (False for VI: its draws are iid, so no ESS or R-hat) and `FAILURE_HINT`
-  (what to change when every chain diverges).
-
-`lambda_hat.samplers.driver` owns the loops; the registry is `lambda_hat.samplers.REGISTRY`.
+`lambda_hat.samplers.driver` owns the loops; the registry is `lambda_hat.samplers.REGISTRY`;
+`tests/test_contracts.py` checks every registered module against `Sampler`, so no caller
+probes a module for optional names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple, Protocol
 
 from ..settings import AUTO, bounded
 from .stopping import Until
@@ -57,6 +48,22 @@ class SamplerSettings:
         """Trace points per chain (`draws` unless a family says otherwise)."""
         return self.draws
 
+    @property
+    def burn_in_fraction(self) -> float:
+        """The fraction of trace points the estimate discards (warmup draws never reach
+        the trace)."""
+        return 0.0
+
+    @property
+    def shared_adaptation(self) -> bool:
+        """Whether one warmup serves every chain (its cost then spread over them)."""
+        return False
+
+    @property
+    def smallest_n(self) -> int | None:
+        """The fewest data points it can run on (None: any)."""
+        return None
+
 
 @dataclass(frozen=True)
 class FullBatchSettings(SamplerSettings):
@@ -76,15 +83,26 @@ class FullBatchSettings(SamplerSettings):
 
 
 @dataclass(frozen=True)
-class MinibatchSettings(SamplerSettings):
+class BatchSettings(SamplerSettings):
+    """A sampler that draws minibatches."""
+
     dtype: Precision = "float32"
-    steps: int = bounded(40000, minimum=1)
     batch_size: int = bounded(256, minimum=1)
+    replacement: bool = True
+
+    @property
+    def smallest_n(self) -> int | None:
+        """A batch drawn without replacement needs that many points."""
+        return None if self.replacement else self.batch_size
+
+
+@dataclass(frozen=True)
+class MinibatchSettings(BatchSettings):
+    steps: int = bounded(40000, minimum=1)
     burn_in: float = bounded(0.5, minimum=0, exclusiveMaximum=1)
     """Fraction of the trace points discarded."""
     eval_every: int | AUTO = bounded("auto", minimum=1)
     """Steps per trace point; `auto` keeps the MALA probe near 4% of the cost."""
-    replacement: bool = True
     step_size: float | AUTO | None = bounded("auto", exclusiveMinimum=0)
     step_size_scale: float = bounded(0.2, exclusiveMinimum=0)
     """τ of `step_size: auto`: the dimensionless step of the stiffest direction."""
@@ -100,6 +118,10 @@ class MinibatchSettings(SamplerSettings):
     @property
     def trace_points(self) -> int:
         return self.steps // self.trace_every
+
+    @property
+    def burn_in_fraction(self) -> float:
+        return self.burn_in
 
 
 AUTO_EVAL_EVERY = 50
@@ -168,3 +190,56 @@ class SamplerOutput:
     def grad_evals(self) -> float:
         """Total full-gradient equivalents over all chains."""
         return float(self.grad_evals_at[-1]) * self.loss.shape[0]
+
+
+def no_setup(settings, posterior, key) -> NoWarmup:
+    """`setup` of a sampler whose chains share nothing (each adapts on its own)."""
+    return NoWarmup()
+
+
+def no_pilot(settings, posterior, setup, states, key):
+    """`pilot` of a sampler without one: the setup and the warmed states as they are."""
+    return setup, states
+
+
+def no_check(settings) -> list[tuple[str, str]]:
+    """`check` of a sampler whose settings no value constrains beyond its types."""
+    return []
+
+
+LossTrace = Literal["full_data", "minibatch_mean", "iid_draws"]
+
+
+class Sampler(Protocol):
+    """A sampler module: what the config check, the driver, the runner, the aggregate table
+    and the exports call.
+
+    - `Settings`: a frozen dataclass (subclass of `SamplerSettings`), its keys, defaults and
+      words; `check(settings)` the problems between values, as (key, message) pairs;
+    - `setup(settings, posterior, key)`: values shared by all chains (an automatic step
+      size, a whitening), a NamedTuple whose `grad_evals` field is its cost;
+    - `build(settings, posterior, setup) -> Kernel`: pure functions over a NamedTuple state,
+      no loops over steps or chains, no timing, no I/O;
+    - `pilot(settings, posterior, setup, states, key) -> (setup, states)`: runs all chains
+      together from their warmed states to tune the shared setup (the minibatch samplers'
+      automatic step); its draws are discarded;
+    - `summarize(settings, output) -> dict`: the run's statistics from the driver's output;
+      `warnings(stats) -> list[str]`: what a user must know before trusting the number;
+    - `MARKOV_CHAIN` (False for VI: iid draws, so no ESS or R-hat), `FAILURE_HINT` (what to
+      change when every chain diverges), `LOSS_TRACE` (what a trace point's loss is),
+      `LEAPFROG` (a draw's `grad_evals` counts leapfrog steps) and `CAN_BE_REFERENCE` (the
+      aggregate table compares other runs of a target with this one).
+    """
+
+    Settings: type
+    MARKOV_CHAIN: bool
+    FAILURE_HINT: str
+    LOSS_TRACE: LossTrace
+    LEAPFROG: bool
+    CAN_BE_REFERENCE: bool
+    check: Callable[[Any], list[tuple[str, str]]]
+    setup: Callable
+    build: Callable[..., Kernel]
+    pilot: Callable
+    summarize: Callable[[Any, SamplerOutput], dict]
+    warnings: Callable[[dict], list[str]]

@@ -6,10 +6,10 @@ two programs around it, each traced and compiled once:
 - start: the module's `setup` (shared by all chains), then per chain key a (warmup key, draw
   key) pair and the warmup. It runs per chain, one chain after another (`lax.map`:
   BlackJAX's adaptations are while-loops), or once for all chains when the settings say
-  `adaptation: shared` (its cost is then spread over the chains). A module may then have a
-  `pilot(settings, posterior, setup, states, key) -> (setup, states)` that runs all chains
+  `adaptation: shared` (its cost is then spread over the chains). Then the module's
+  `pilot(settings, posterior, setup, states, key) -> (setup, states)` runs all chains
   together from their warmed states to tune the shared setup (the minibatch samplers'
-  automatic step: `langevin.pilot`); its cost is the setup's, its draws are discarded and
+  automatic step: `step_size.pilot`); its cost is the setup's, its draws are discarded and
   the chains continue from its last states;
 - draws: `scan` over steps, chains by `vmap` (or `lax.map` for kernels with while-loops),
   for one chunk of the trace. The chunks run one after another from the carried states,
@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..programs import compile_program, default_cache_dir
-from .base import NoWarmup, SamplerOutput
+from .base import SamplerOutput
 from .stopping import MIN_CHUNKS, Stopping, check as check_until
 
 log = logging.getLogger("lambda_hat")
@@ -52,7 +52,7 @@ def broadcast_chains(tree, chains: int):
 
 def _warmup(kernel, settings, keys, position):
     chains = keys.shape[0]
-    if getattr(settings, "adaptation", "per_chain") == "shared":
+    if settings.shared_adaptation:
         state, params, info = kernel.init(keys[0], position)
         info = info._replace(grad_evals=jnp.asarray(info.grad_evals) / chains)
         return broadcast_chains((state, params, info), chains)
@@ -93,9 +93,7 @@ def _draws(kernel, settings, keys, state, params):
 def _begin(module, settings, posterior, data, keys):
     """(setup, kernel, warmup keys, draw keys) inside a trace."""
     bound = posterior.bind(data)
-    make_setup = getattr(module, "setup", None)
-    setup = (make_setup(settings, bound, jax.random.fold_in(keys[0], 1)) if make_setup
-             else NoWarmup())
+    setup = module.setup(settings, bound, jax.random.fold_in(keys[0], 1))
     warmup_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     return setup, module.build(settings, bound, setup), warmup_keys, draw_keys
 
@@ -118,10 +116,8 @@ def _start(module, settings, posterior, data, keys):
     then the module's `pilot`, if it has one, on all chains at once (its tuned setup and the
     chains' states where it left them)."""
     setup, warmup, states, params = _warmed(module, settings, posterior, data, keys)
-    pilot = getattr(module, "pilot", None)
-    if pilot is not None:
-        setup, states = pilot(settings, posterior.bind(data), setup, states,
-                              jax.random.fold_in(keys[0], 2))
+    setup, states = module.pilot(settings, posterior.bind(data), setup, states,
+                                 jax.random.fold_in(keys[0], 2))
     return _strong((setup, warmup, params, jax.tree.leaves(states)))
 
 
@@ -129,8 +125,9 @@ def _chunk(module, settings, posterior, size, data, keys, setup, params, states,
     """The draw program: `size` trace points from trace point `start`, from the carried
     states; returns the new state leaves and this chunk's trace (chains first)."""
     kernel = module.build(settings, posterior.bind(data), setup)
-    structure = jax.tree.structure(jax.eval_shape(
-        lambda data, keys: _warmed(module, settings, posterior, data, keys)[2], data, keys))
+    # The states' tree is one chain's (the chain axis leads every leaf), from the kernel's
+    # own start: the setup is an input here, so it is not traced again.
+    structure = jax.tree.structure(jax.eval_shape(kernel.init, keys[0], data["w_star"])[0])
     states = jax.tree.unflatten(structure, states)
     _, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
 
@@ -181,7 +178,7 @@ def run(module, settings, posterior, data) -> SamplerOutput:
     compile_seconds += time.perf_counter() - clock
     chunks, count = [], points // size
     until = settings.until if module.MARKOV_CHAIN else None
-    burn_in = getattr(settings, "burn_in", 0.0)
+    burn_in = settings.burn_in_fraction
     stopping = Stopping(rule=None, stopped_by="fixed", trace_points=points, budget=points)
     clock = time.perf_counter()
     for index in range(count):
@@ -218,7 +215,7 @@ def run(module, settings, posterior, data) -> SamplerOutput:
              + float(np.mean(np.asarray(warmup.grad_evals, np.float64))))
     return SamplerOutput(
         loss=loss,
-        burn_in=int(getattr(settings, "burn_in", 0.0) * loss.shape[1]),
+        burn_in=int(burn_in * loss.shape[1]),
         grad_evals_at=begin + np.cumsum(per_point),
         traces=trace,
         warmup=warmup,

@@ -13,18 +13,31 @@ from .base import MinibatchSettings
 MARKOV_CHAIN = True
 FAILURE_HINT = "lower step_size"
 LOSS_TRACE = "minibatch_mean"
+LEAPFROG = False
+CAN_BE_REFERENCE = False
+"""A minibatch chain carries its step's discretization bias: never the reference."""
 
 
 @dataclass(frozen=True)
 class PilotedSettings(MinibatchSettings):
     """The minibatch settings and the pilot that tunes `step_size: auto`
-    (`langevin.pilot`)."""
+    (`step_size.pilot`)."""
 
     pilot_steps: int | AUTO = bounded("auto", minimum=0)
     """Pilot steps per chain under `step_size: auto` (in whole rounds of 50; 0: no pilot,
     the curvature rule's step as it is); `auto`: 10% of `steps`, at most 4000."""
     target_acceptance: float = bounded(0.95, exclusiveMinimum=0, exclusiveMaximum=1)
     """The pilot lowers the step until the MALA probe's mean acceptance is this."""
+
+
+@dataclass(frozen=True)
+class PreconditionedSettings(PilotedSettings):
+    """The RMSProp moment (`preconditioners.rmsprop`) and its stabilizer a: `auto` sets
+    a = `stabilizer_scale` · √(λ_max/nβ)."""
+
+    stabilizer: float | AUTO | None = bounded("auto", minimum=0)
+    stabilizer_scale: float = bounded(0.1, minimum=0)
+    beta2: float = bounded(0.999, exclusiveMinimum=0, exclusiveMaximum=1)
 
 
 def check(settings) -> list[tuple[str, str]]:
@@ -57,6 +70,10 @@ def summarize(settings, output) -> dict:
         "mean_effective_step": float(np.nanmean(
             output.traces["effective_step"][:, output.burn_in:])),
     }
+
+
+def preconditioned_summary(settings, output) -> dict:
+    return {**summarize(settings, output), "stabilizer": float(output.setup.stabilizer)}
 
 
 def _finite(value):

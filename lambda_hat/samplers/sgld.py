@@ -3,9 +3,10 @@
 `step_size: auto` sets ε = τ/(nβ λ_max + γ), λ_max the top Hessian eigenvalue of L_n at w*
 (counted in the cost). Euler–Maruyama inflates the variance of a quadratic direction of
 curvature c by 1/(1 − εc/4), so τ = `step_size_scale` bounds the relative bias of the
-stiffest direction by about τ/4 whatever the model's scale; a fixed ε does not. The chains
-meet larger curvature away from w* (singular models), so a pilot (`langevin.pilot`) then
-lowers ε until the MALA probe's acceptance along the chains is `target_acceptance`.
+stiffest direction by about τ/4 whatever the model's scale (docs/theory.md §6); a fixed ε
+does not. The chains meet larger curvature away from w* (singular models), so a pilot
+(`step_size.pilot`) then lowers ε until the MALA probe's acceptance along the chains is
+`target_acceptance`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from typing import Literal
 
 from ..settings import is_auto
 from .base import Kernel
-from .minibatch import (FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, PilotedSettings, check,
-                        summarize, warnings)
+from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
+                        PilotedSettings, check, summarize, warnings)
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "pilot",
-           "setup", "summarize", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -30,22 +29,23 @@ class Settings(PilotedSettings):
 def setup(settings: Settings, posterior, key):
     """ε = τ/c under `step_size: auto`, c the stiffest curvature of −log p at w* (the
     pilot's start)."""
-    from . import langevin
+    from . import step_size
 
-    curvature, cost = langevin.curvature_at_w_star(posterior, key,
-                                                   is_auto(settings.step_size))
-    step = langevin.step_size(settings, curvature, lambda tau, c: tau / c.stiffest)
-    return langevin.make_setup(settings, step, 0.0, curvature, cost)
+    curvature, cost = step_size.curvature_at_w_star(posterior, key,
+                                                    is_auto(settings.step_size))
+    step = step_size.step_size(settings, curvature, lambda tau, c: tau / c.stiffest)
+    return step_size.make_setup(settings, step, 0.0, curvature, cost)
 
 
 def pilot(settings: Settings, posterior, setup, states, key):
     """`step_size: auto`: lower ε until the MALA probe accepts `target_acceptance`."""
-    from . import langevin
+    from .step_size import pilot
 
-    return langevin.pilot(settings, posterior, setup, states, key, build)
+    return pilot(settings, posterior, setup, states, key, build)
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:
-    from . import langevin
+    from .langevin import langevin_kernel
+    from .preconditioners import identity
 
-    return langevin.langevin_kernel(settings, posterior, langevin.identity(), setup.step_size)
+    return langevin_kernel(settings, posterior, identity(), setup.step_size)

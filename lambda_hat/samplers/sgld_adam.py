@@ -13,39 +13,40 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..settings import bounded
-from . import sgld_rmsprop
 from .base import Kernel
-from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check, warnings
+from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
+                        PreconditionedSettings, check, preconditioned_summary as summarize,
+                        warnings)
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "pilot",
-           "setup", "summarize", "warnings"]
-summarize = sgld_rmsprop.summarize
 
 
 @dataclass(frozen=True)
-class Settings(sgld_rmsprop.Settings):
+class Settings(PreconditionedSettings):
     kind: Literal["sgld_adam"] = "sgld_adam"
     beta1: float = bounded(0.5, minimum=0, exclusiveMaximum=1)
     beta2: float = bounded(0.9999, exclusiveMinimum=0, exclusiveMaximum=1)
 
 
 def setup(settings: Settings, posterior, key):
+    from .step_size import preconditioned_setup
+
     beta1 = settings.beta1
-    return sgld_rmsprop.preconditioned_setup(
-        settings, posterior, key, lambda step: step * (1 - beta1) / (1 + beta1))
+    return preconditioned_setup(settings, posterior, key,
+                                lambda step: step * (1 - beta1) / (1 + beta1))
 
 
 def pilot(settings: Settings, posterior, setup, states, key):
     """RMSProp-SGLD's pilot on this kernel (the probe ignores the drift's lag, so the
     (1 − β1)/(1 + β1) factor stays)."""
-    from . import langevin
+    from .step_size import pilot
 
-    return langevin.pilot(settings, posterior, setup, states, key, build)
+    return pilot(settings, posterior, setup, states, key, build)
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:
-    from . import langevin
+    from .langevin import langevin_kernel
+    from .preconditioners import rmsprop, with_first_moment
 
-    preconditioner = langevin.with_first_moment(
-        langevin.rmsprop(settings.beta2, setup.stabilizer), settings.beta1)
-    return langevin.langevin_kernel(settings, posterior, preconditioner, setup.step_size)
+    preconditioner = with_first_moment(rmsprop(settings.beta2, setup.stabilizer),
+                                       settings.beta1)
+    return langevin_kernel(settings, posterior, preconditioner, setup.step_size)

@@ -4,40 +4,44 @@ with injected noise √(2αh) and ξ starting at α.
 
 BlackJAX's `sgnht` moves the position with the old momentum (explicit Euler), which amplifies
 every mode by √(1 + h²c) per step; its thermostat (rate h) reacts too slowly, so chains blew
-up and then froze on a DLN. This order (`sghmc.momentum_step`, symplectic Euler) is stable
-for h√c < 2. `step_size: auto` is SGHMC's, h = τ / max(√c, α): h√c = τ alone ignored the
+up and then froze on a DLN. This order (`momentum.step`, symplectic Euler) is stable for
+h√c < 2. `step_size: auto` is SGHMC's, h = τ / max(√c, α): h√c = τ alone ignored the
 friction, and where the curvature is low (a small, low-variance data set) 2αh exceeded 1 and
-every chain diverged. SGHMC's pilot then only lowers h, so that bound stays.
+every chain diverged. The pilot then only lowers h, so that bound stays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, NamedTuple
 
-from . import sghmc
 from ..settings import bounded
-from .base import Kernel
-from .minibatch import FAILURE_HINT, LOSS_TRACE, MARKOV_CHAIN, check
+from . import momentum
+from .base import Kernel, no_check
+from .minibatch import CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN
 
-__all__ = ["FAILURE_HINT", "LOSS_TRACE", "MARKOV_CHAIN", "Settings", "build", "check", "pilot",
-           "setup", "summarize", "warnings"]
+HEATING_ADVICE = ("the minibatch gradient's noise is large beside the injected noise "
+                  "({bound}): the thermostat holds the mean temperature but not each "
+                  "direction's, so λ̂ is biased; raise batch_size, or use sghmc")
+setup, summarize, check = momentum.setup, momentum.summarize, no_check
+warnings = partial(momentum.warnings, heating_advice=HEATING_ADVICE)
 
 
 @dataclass(frozen=True)
-class Settings(sghmc.MomentumSettings):
+class Settings(momentum.MomentumSettings):
     """SGHMC's time step; α is the injected noise's scale and the thermostat's start. It
     is a number: the thermostat adapts the friction, and a large injected noise (what
     SGHMC's `alpha: auto` would set) outruns a thermostat that reacts at rate h."""
 
     kind: Literal["sgnht"] = "sgnht"
-    alpha: float = bounded(sghmc.ALPHA_FLOOR, exclusiveMinimum=0)
+    alpha: float = bounded(momentum.ALPHA_FLOOR, exclusiveMinimum=0)
 
 
 class State(NamedTuple):
-    """SGHMC's state and the thermostat ξ, the friction it adapts."""
+    """The momentum state and the thermostat ξ, the friction it adapts."""
 
-    dynamics: sghmc.State
+    dynamics: momentum.State
     xi: object
 
     @property
@@ -45,32 +49,27 @@ class State(NamedTuple):
         return self.dynamics.position
 
 
-setup = sghmc.setup
-summarize = sghmc.summarize
-warnings = sghmc.warnings
 
 
 def pilot(settings: Settings, posterior, setup, states, key):
-    """SGHMC's pilot on this kernel (thermostat included); h only ever goes down, so the
-    friction bound h ≤ τ/α of the automatic step stays."""
-    return sghmc.momentum_pilot(settings, posterior, setup, states, key, build)
+    """The momentum pilot on this kernel (thermostat included)."""
+    return momentum.pilot(settings, posterior, setup, states, key, build)
 
 
 def build(settings: Settings, posterior, setup) -> Kernel:
     import jax
     import jax.numpy as jnp
 
-    alpha = setup.friction
+    alpha = setup.family.alpha
 
     def init(key, position):
-        momentum = jax.random.normal(key, position.shape, position.dtype)
-        return State(sghmc.State(position, momentum), jnp.asarray(alpha, position.dtype))
+        velocity = jax.random.normal(key, position.shape, position.dtype)
+        return State(momentum.State(position, velocity), jnp.asarray(alpha, position.dtype))
 
     def update(noise_key, state, gradient, h):
-        position, momentum = sghmc.momentum_step(noise_key, state.position,
-                                                 state.dynamics.momentum, state.xi, gradient, h,
-                                                 alpha)
-        return State(sghmc.State(position, momentum),
-                     state.xi + h * (jnp.mean(momentum * momentum) - 1))
+        position, velocity = momentum.step(noise_key, state.position, state.dynamics.momentum,
+                                           state.xi, gradient, h, alpha)
+        return State(momentum.State(position, velocity),
+                     state.xi + h * (jnp.mean(velocity * velocity) - 1))
 
-    return sghmc.momentum_kernel(settings, posterior, setup.step_size, init, update)
+    return momentum.kernel(settings, posterior, setup.step_size, init, update)

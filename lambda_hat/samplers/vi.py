@@ -33,17 +33,19 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ..settings import bounded
-from .base import Kernel, SamplerSettings
+from .base import BatchSettings, Kernel, no_pilot
 
 MARKOV_CHAIN = False
 FAILURE_HINT = "lower learning_rate"
 LOSS_TRACE = "iid_draws"
+LEAPFROG = False
+CAN_BE_REFERENCE = False
+pilot = no_pilot
 
 
 @dataclass(frozen=True)
-class Settings(SamplerSettings):
+class Settings(BatchSettings):
     kind: Literal["vi"] = "vi"
-    dtype: Literal["float32", "float64"] = "float32"
     components: int = bounded(4, minimum=1)
     rank: int = bounded(2, minimum=1)
     whitening: Literal["hessian", "none"] = "hessian"
@@ -52,10 +54,8 @@ class Settings(SamplerSettings):
     learning_rate: float = bounded(1.0e-2, exclusiveMinimum=0)
     learning_rate_decay: Literal["cosine", "none"] = "cosine"
     samples: int = bounded(4, minimum=1)
-    batch_size: int = bounded(256, minimum=1)
     draws: int = bounded(1000, minimum=1)
     eval_every: int = bounded(10, minimum=1)
-    replacement: bool = True
 
 
 def check(settings) -> list[tuple[str, str]]:
@@ -90,7 +90,7 @@ def whitening(posterior, settings, key):
     import jax
     import jax.numpy as jnp
 
-    from .langevin import top_curvature
+    from .step_size import top_curvature
 
     w_star = posterior.w_star
     if settings.whitening == "none":
@@ -131,7 +131,7 @@ def elbo_estimate(params, key, posterior, settings, transform):
 def setup(settings: Settings, posterior, key) -> Setup:
     import jax.numpy as jnp
 
-    from .langevin import POWER_ITERATIONS
+    from .step_size import POWER_ITERATIONS
 
     T, log_det = whitening(posterior, settings, key)
     # d Hessian-vector products of 2 gradients each, or the power iteration.

@@ -1,17 +1,12 @@
 """Targets: a model, its data and its optimum w*, built once and stored as a directory.
 
-One module per target kind, registered below by one line. A kind module exports `Model` (a
-frozen dataclass of its `model:` settings, from which the config check is derived),
-`DEFAULTS` (its defaults for the rest of the target entry), `check(model)` (problems no type
-can express, as (key, message) pairs), `likelihood(model, config)` (the loss a posterior
-uses, given the resolved target entry)
-and `build(model, config, where, dtype)` (arrays and the exact λ where known); a kind whose
-posterior is proper without the localizer says `PROPER_WITHOUT_LOCALIZER = True` (else the
-config check refuses γ = 0 for it); one whose `build` honours `config["checkpoint"]` (a
-training step: w* is then the student after that many steps) says `TRAINING_CHECKPOINTS = True`.
+One module per target kind, registered below by one line; what a kind module exports is
+the contract `lambda_hat.targets.base.TargetKind` (checked for every registered kind by the
+test suite).
 
-`target.npz` holds w*, X, Y (and what the target plot shows); `target.json` records how they were made (resolved config, seed,
-precision, versions, a content hash) and what is known exactly about them (true λ).
+`target.npz` holds w*, X, Y (and what the target plot shows); `target.json` records how
+they were made (resolved config, seed, precision, versions, a content hash) and what is
+known exactly about them (true λ).
 """
 
 from __future__ import annotations
@@ -82,7 +77,9 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     import jax.numpy as jnp
 
     from ..artifacts import hash_arrays, package_versions
+    from ..runner import check_precision
 
+    check_precision(config["dtype"], f"target {name!r}")
     started = time.perf_counter()
     dtype = jnp.float64 if config["dtype"] == "float64" else jnp.float32
     model = model_of(config["model"])
@@ -94,8 +91,8 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
     if not math.isfinite(loss_star):
         from ..errors import ArtifactError
 
-        sources = getattr(kind, "sources", None)
-        origin = f" (the model of {', '.join(map(str, sources(model)))})" if sources else ""
+        sources = kind.sources(model)
+        origin = f" (the model of {', '.join(map(str, sources))})" if sources else ""
         raise ArtifactError(f"targets.{name}: L_n(w*) is {loss_star}{origin}: the loss at "
                             "the optimum must be finite (check the data and the outputs)")
     declared, _, _ = name.partition(CHECKPOINT_MARK)

@@ -85,53 +85,104 @@ class Regression:
         return {name: jnp.asarray(arrays[name], dtype) for name in ("X", "Y", "w_star")}
 
 
+def _gaussian(key, spec, dim, n, dtype):
+    import jax
+
+    return jax.random.normal(key, (n, dim), dtype) * spec["scale"]
+
+
+def _gaussian_anisotropic(key, spec, dim, n, dtype):
+    """Gaussian with scales falling log-evenly from 1 to 1/`condition` across dimensions."""
+    import jax.numpy as jnp
+
+    scales = jnp.logspace(0.0, -np.log10(spec["condition"]), dim, dtype=dtype)
+    return _gaussian(key, spec, dim, n, dtype) * scales
+
+
+def _uniform(key, spec, dim, n, dtype):
+    import jax
+
+    return jax.random.uniform(key, (n, dim), dtype, -spec["scale"], spec["scale"])
+
+
+def _heavy_tailed(key, spec, dim, n, dtype):
+    import jax
+
+    return spec["scale"] * jax.random.t(key, spec["df"], (n, dim), dtype)
+
+
+def _mixture(key, spec, dim, n, dtype):
+    import jax
+
+    centre_key, choice_key, point_key = jax.random.split(key, 3)
+    centres = spec["spread"] * jax.random.normal(centre_key, (spec["components"], dim), dtype)
+    choice = jax.random.randint(choice_key, (n,), 0, spec["components"])
+    return centres[choice] + spec["scale"] * jax.random.normal(point_key, (n, dim), dtype)
+
+
+def _low_rank(key, spec, dim, n, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    basis_key, point_key, off_key = jax.random.split(key, 3)
+    rank = min(spec["rank"], dim)
+    basis = jnp.linalg.qr(jax.random.normal(basis_key, (dim, rank), dtype))[0].T
+    x = spec["scale"] * jax.random.normal(point_key, (n, rank), dtype) @ basis
+    return x + spec["off_noise"] * jax.random.normal(off_key, (n, dim), dtype)
+
+
+INPUTS = {"gaussian": _gaussian, "gaussian_anisotropic": _gaussian_anisotropic,
+          "uniform": _uniform, "heavy_tailed": _heavy_tailed, "mixture": _mixture,
+          "low_rank": _low_rank}
+"""`data.x.kind` -> its sampler, called (key, spec, dim, n, dtype); docs/workflow.md lists
+the kinds and their keys."""
+
+
 def sample_inputs(key, spec: dict, dim: int, n: int, dtype):
-    """n inputs of dimension `dim` (docs/workflow.md lists the kinds and their keys)."""
+    """n inputs of dimension `dim`."""
+    return INPUTS[spec["kind"]](key, spec, dim, n, dtype)
+
+
+def _gaussian_noise(key, spec, shape, dtype, X):
+    import jax
+
+    return spec["sigma"] * jax.random.normal(key, shape, dtype)
+
+
+def _student_t_noise(key, spec, shape, dtype, X):
+    import jax
+
+    return spec["sigma"] * jax.random.t(key, spec["df"], shape, dtype)
+
+
+def _heteroscedastic_noise(key, spec, shape, dtype, X):
+    """Noise growing with ‖x‖."""
     import jax
     import jax.numpy as jnp
 
-    kind, scale = spec["kind"], spec["scale"]
-    if kind == "uniform":
-        return jax.random.uniform(key, (n, dim), dtype, -scale, scale)
-    if kind == "heavy_tailed":
-        return scale * jax.random.t(key, spec["df"], (n, dim), dtype)
-    if kind == "mixture":
-        centre_key, choice_key, point_key = jax.random.split(key, 3)
-        centres = spec["spread"] * jax.random.normal(centre_key, (spec["components"], dim), dtype)
-        choice = jax.random.randint(choice_key, (n,), 0, spec["components"])
-        return centres[choice] + scale * jax.random.normal(point_key, (n, dim), dtype)
-    if kind == "low_rank":
-        basis_key, point_key, off_key = jax.random.split(key, 3)
-        rank = min(spec["rank"], dim)
-        basis = jnp.linalg.qr(jax.random.normal(basis_key, (dim, rank), dtype))[0].T
-        x = scale * jax.random.normal(point_key, (n, rank), dtype) @ basis
-        return x + spec["off_noise"] * jax.random.normal(off_key, (n, dim), dtype)
-    x = jax.random.normal(key, (n, dim), dtype) * scale
-    if kind == "gaussian_anisotropic":
-        x = x * jnp.logspace(0.0, -np.log10(spec["condition"]), dim, dtype=dtype)
-    return x
+    radius = jnp.linalg.norm(X, axis=-1, keepdims=True) / np.sqrt(X.shape[-1])
+    return spec["sigma"] * (1 + spec["slope"] * radius) * jax.random.normal(key, shape, dtype)
 
 
-def sample_noise(key, spec: dict, shape, dtype, X=None):
-    """Additive output noise; `heteroscedastic` grows with ‖x‖, `outliers` gives a fraction
-    of the points noise of `outlier_sigma`."""
+def _outlier_noise(key, spec, shape, dtype, X):
+    """A `fraction` of the points get noise of `outlier_sigma`, the rest `sigma`."""
     import jax
     import jax.numpy as jnp
 
-    kind, sigma = spec["kind"], spec["sigma"]
-    if sigma == 0 and kind != "outliers":
-        return jnp.zeros(shape, dtype)
-    if kind == "student_t":
-        return sigma * jax.random.t(key, spec["df"], shape, dtype)
     gaussian = jax.random.normal(key, shape, dtype)
-    if kind == "heteroscedastic":
-        radius = jnp.linalg.norm(X, axis=-1, keepdims=True) / np.sqrt(X.shape[-1])
-        return sigma * (1 + spec["slope"] * radius) * gaussian
-    if kind == "outliers":
-        outlier = jax.random.uniform(jax.random.fold_in(key, 1), shape[:1] + (1,)) \
-            < spec["fraction"]
-        return jnp.where(outlier, spec["outlier_sigma"], sigma) * gaussian
-    return sigma * gaussian
+    outlier = jax.random.uniform(jax.random.fold_in(key, 1), shape[:1] + (1,)) \
+        < spec["fraction"]
+    return jnp.where(outlier, spec["outlier_sigma"], spec["sigma"]) * gaussian
+
+
+NOISES = {"gaussian": _gaussian_noise, "student_t": _student_t_noise,
+          "heteroscedastic": _heteroscedastic_noise, "outliers": _outlier_noise}
+"""`data.noise.kind` -> its sampler, called (key, spec, shape, dtype, X)."""
+
+
+def sample_noise(key, spec: dict, shape, dtype, X):
+    """Additive output noise of `data.noise` (zero where `sigma` is, outliers aside)."""
+    return NOISES[spec["kind"]](key, spec, shape, dtype, X)
 
 
 def train(loss, w0, training: dict):

@@ -14,6 +14,7 @@ import numpy as np
 from ..models import Network
 from ..settings import bounded
 from ..theory import dln_learning_coefficient
+from .base import no_sources
 from .common import LOSS_DEFAULTS, Built, Regression, point_loss, teacher_student
 
 
@@ -31,7 +32,8 @@ DEFAULTS = {
 }
 
 
-TRAINING_CHECKPOINTS = True
+PROPER_WITHOUT_LOCALIZER = False
+CHECKPOINTS = "training_steps"
 """`checkpoints:` are steps of the student's training (`teacher_student`)."""
 
 
@@ -67,6 +69,10 @@ class SufficientStatistics(Regression):
         return {**super().prepare(arrays, dtype),
                 "chol_t": jnp.asarray(chol.T, dtype), "B": jnp.asarray(B, dtype),
                 "loss_min": jnp.asarray(np.mean(np.sum(residual**2, axis=-1)), dtype)}
+
+
+COMPARISON_DATA = "held-out inputs"
+sources = no_sources
 
 
 def likelihood(model: Model, config: dict) -> Regression:

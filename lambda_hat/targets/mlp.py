@@ -8,6 +8,7 @@ from typing import Literal
 
 from ..models import Network
 from ..settings import bounded
+from .base import no_sources
 from .common import LOSS_DEFAULTS, Built, Regression, point_loss, teacher_student
 
 WIDTHS = {"minItems": 1, "items": {"type": "integer", "minimum": 1}}
@@ -43,7 +44,8 @@ DEFAULTS = {
 }
 
 
-TRAINING_CHECKPOINTS = True
+PROPER_WITHOUT_LOCALIZER = False
+CHECKPOINTS = "training_steps"
 """`checkpoints:` are steps of the student's training (`teacher_student`)."""
 
 
@@ -55,6 +57,10 @@ def _network(model: Model, widths) -> Network:
     return Network(sizes=(model.in_dim, *widths, model.out_dim), activation=model.activation,
                    bias=model.bias, layer_norm=model.layer_norm, init_kind=model.init.kind,
                    init_scale=model.init.scale)
+
+
+COMPARISON_DATA = "held-out inputs"
+sources = no_sources
 
 
 def likelihood(model: Model, config: dict) -> Regression:

@@ -49,6 +49,11 @@ DEFAULTS = {"w_star": "teacher"}
 """`w_star: teacher` (the default) takes the returned `params` as they are; `trained` trains
 from them. Without `params`, w* is always trained (from `init_params`)."""
 
+PROPER_WITHOUT_LOCALIZER = False
+CHECKPOINTS = "checked_at_build"
+"""Names the function returns under `checkpoints`, or steps of the training run here."""
+COMPARISON_DATA = "training data"
+
 
 def entry_file(model) -> Path:
     return Path(model.entry.rpartition(":")[0])

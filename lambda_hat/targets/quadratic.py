@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..settings import bounded
+from .base import no_sources
 from .common import Built
 
 
@@ -23,6 +24,7 @@ class Model:
 
 DEFAULTS = {"data": {"n": 1000}, "w_star": "teacher"}
 PROPER_WITHOUT_LOCALIZER = True
+CHECKPOINTS = "none"
 """Every direction is curved, so γ = 0 (no localizer) still gives a proper posterior."""
 
 
@@ -43,10 +45,18 @@ class HalfSquaredDistance:
     def batch_loss(self, w, data, index):
         return self.loss(w, data)
 
+    def parameter_groups(self) -> list:
+        """One vector, no layers: nothing to restrict to."""
+        return []
+
     def prepare(self, arrays: dict, dtype) -> dict:
         import jax.numpy as jnp
 
         return {"w_star": jnp.asarray(arrays["w_star"], dtype)}
+
+
+COMPARISON_DATA = "no inputs"
+sources = no_sources
 
 
 def likelihood(model: Model, config: dict) -> HalfSquaredDistance:

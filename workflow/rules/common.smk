@@ -1,9 +1,10 @@
 # Shared helpers, included before the rules: the checked experiment, file layout, job configs.
 #
-# Every job receives canonical text (sorted keys, defaults resolved) of exactly the part of
-# the experiment it depends on, and hands that text to the CLI as its experiment file, so a
-# job never reads a config file edited after Snakemake planned it. The text is YAML, not
-# JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
+# Every job receives canonical text (sorted keys, defaults resolved, with a digest) of exactly
+# the part of the experiment it depends on, and hands that text to the CLI as its experiment
+# file, so a job never reads a config file edited after Snakemake planned it, and its process
+# trusts what was checked here instead of checking it again (`Experiment.from_resolved`).
+# The text is YAML, not JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
 #
 # What triggers a rerun is the same part of the experiment, one param per setting
 # (`sampler.step_size=1e-05`): Snakemake compares params as a set of values, so its rerun
@@ -87,14 +88,6 @@ def flatten(tree, prefix):
     return flat
 
 
-def target_part(wildcards):
-    return EXPERIMENT.entry(wildcards.target)
-
-
-def sampler_part(wildcards):
-    return {wildcards.sampler: as_dict(EXPERIMENT.sampler(wildcards.sampler))}
-
-
 def job_settings(wildcards, with_sampler):
     """What a job depends on, flattened: the target's resolved config, and for a run the
     sampler's resolved settings (posterior beta and gamma included)."""
@@ -133,17 +126,14 @@ def setting_params(with_sampler):
 
 
 def build_config(wildcards):
-    """The experiment file of a build job: its target and the experiment's name."""
-    return JobText(canonical_yaml(
-        {"experiment": EXPERIMENT.name, "targets": target_part(wildcards), "samplers": {}}))
+    """The experiment file of a build job: its target, resolved (`Experiment.resolved`)."""
+    return JobText(canonical_yaml(EXPERIMENT.resolved(wildcards.target)))
 
 
 def sample_config(wildcards):
     """The experiment file of a run: its target's config (whose artifacts are also an
-    input) and its sampler's resolved settings."""
-    return JobText(canonical_yaml(
-        {"experiment": EXPERIMENT.name, "targets": target_part(wildcards),
-         "samplers": sampler_part(wildcards)}))
+    input) and its sampler's settings, resolved (`Experiment.resolved`)."""
+    return JobText(canonical_yaml(EXPERIMENT.resolved(wildcards.target, wildcards.sampler)))
 
 
 def target_sources(wildcards):
@@ -151,8 +141,7 @@ def target_sources(wildcards):
     from lambda_hat.targets import REGISTRY, model_of
 
     model = EXPERIMENT.target(wildcards.target)["model"]
-    sources = getattr(REGISTRY[model["kind"]], "sources", None)
-    return [str(path) for path in sources(model_of(model))] if sources else []
+    return [str(path) for path in REGISTRY[model["kind"]].sources(model_of(model))]
 
 
 def target_x64(wildcards):
