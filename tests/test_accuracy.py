@@ -46,7 +46,7 @@ from pathlib import Path
 import pytest
 
 from isolated import run_isolated, run_isolated_many
-from lambda_hat.samplers.hmc import DIVERGENCE_FRACTION_MAX
+from lambda_hat.samplers.hamiltonian import DIVERGENCE_FRACTION_MAX
 from lambda_hat.theory import dln_learning_coefficient
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy(minutes=1)]

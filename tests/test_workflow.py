@@ -44,8 +44,9 @@ def copy_repo(repo_root: Path, destination: Path, jax_cache_dir: Path) -> Path:
     return destination
 
 
-def snakemake(workdir: Path, *args, x64: str | None = None, check: bool = True):
-    env = dict(os.environ)
+def snakemake(workdir: Path, *args, x64: str | None = None, check: bool = True,
+              env_extra: dict | None = None):
+    env = {**os.environ, **(env_extra or {})}
     if x64 is not None:
         env["JAX_ENABLE_X64"] = x64
     result = subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=workdir,
@@ -129,10 +130,36 @@ def test_dry_run_of_default_experiment_lists_every_job(repo_root, jax_cache_dir,
 
 @pytest.fixture(scope="module")
 def smoke(repo_root, jax_cache_dir, tmp_path_factory):
-    """The smoke experiment run end to end with --cores 2, from a shell with x64 on."""
+    """The smoke experiment run end to end with --cores 2, from a shell with x64 on; every
+    Python process it starts counts its checks of sampler settings (tests/instrument)."""
     work = copy_repo(repo_root, tmp_path_factory.mktemp("smoke") / "repo", jax_cache_dir)
-    snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml", x64="1")
+    path = os.pathsep.join(filter(None, [str(repo_root / "tests" / "instrument"),
+                                         os.environ.get("PYTHONPATH")]))
+    snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml", x64="1",
+              env_extra={"PYTHONPATH": path,
+                         "LAMBDA_HAT_COUNT_FILE": str(work / VALIDATION_COUNTS)})
     return work
+
+
+VALIDATION_COUNTS = "validation_counts.jsonl"
+
+
+def test_each_process_checks_each_sampler_setting_at_most_once(smoke):
+    """Planning checks every sampler's settings once; each job trusts the resolved
+    experiment it is handed (`Experiment.from_resolved`) and only types it."""
+    lines = [json.loads(line) for line in (smoke / VALIDATION_COUNTS).read_text().splitlines()]
+    by_role = {}
+    for line in lines:
+        by_role.setdefault(line["role"], []).append(line)
+    (planning,) = by_role["snakemake"]
+    for count in ("schema", "check", "typed"):
+        assert planning[count] == {"hmc": 1, "sgld": 1}, (count, planning)
+    assert planning["snakemake_validate"] == {}
+    jobs = by_role["lambda-hat sample"] + by_role["lambda-hat build"]
+    assert len(by_role["lambda-hat sample"]) == 2 and len(by_role["lambda-hat build"]) == 1
+    for job in jobs:
+        assert job["schema"] == job["check"] == job["snakemake_validate"] == {}, job
+        assert all(count == 1 for count in job["typed"].values()), job
 
 
 def smoke_args(*args):

@@ -26,7 +26,7 @@ COUNT_FILE = os.environ.get("LAMBDA_HAT_COUNT_FILE")
 
 def _role() -> str:
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
-    if program.startswith("snakemake") or "snakemake" in sys.argv[:2]:
+    if program.startswith("snakemake") or "snakemake" in sys.argv[0].split(os.sep):
         return "snakemake"
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")
                     and not arg.isdigit()), "")
