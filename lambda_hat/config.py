@@ -313,6 +313,7 @@ def _digest(body: dict) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
+@lru_cache(maxsize=1)
 def _package_version() -> str:
     from importlib.metadata import version
 
