@@ -17,7 +17,7 @@ def _comparison_panel(ax, record: dict, arrays: dict) -> None:
     labels."""
     reference, prediction = arrays.get("plot_reference"), arrays.get("plot_prediction")
     if reference is None or prediction is None:
-        ax.text(0.5, 0.5, "no network outputs to compare\n(a quadratic target)",
+        ax.text(0.5, 0.5, "no network outputs to compare",
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
