@@ -7,7 +7,7 @@
 # The text is YAML, not JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
 #
 # What triggers a rerun is the same part of the experiment, one param per setting
-# (`sampler.step_size=1e-05`): Snakemake compares params as a set of values, so its rerun
+# (`sampler.step_size=1e-05`; a run's are its sampler's, since its target is an input): Snakemake compares params as a set of values, so its rerun
 # reason then names the settings that changed. The text itself is not a str (`JobText`), so
 # Snakemake does not record it as a param.
 
@@ -40,9 +40,10 @@ def load_experiment(config):
         sys.exit(1)
 
 
-def one_of(names):
-    """A wildcard constraint matching exactly these names (or nothing)."""
-    return "|".join(re.escape(name) for name in names) or "(?!)"
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.@-]*"
+"""A target's or sampler's name in a path: what a checked name can be (`@` joins a
+checkpoint's). A pattern, not the list of names, which would make every path match scan
+them all; a name the experiment lacks is refused when its job's settings are read."""
 
 
 # File layout: names from the experiment are the wildcards.
@@ -88,34 +89,26 @@ def flatten(tree, prefix):
     return flat
 
 
-def job_settings(wildcards, with_sampler):
-    """What a job depends on, flattened: the target's resolved config, and for a run the
-    sampler's resolved settings (posterior beta and gamma included)."""
-    return settings_of(wildcards.target, wildcards.sampler if with_sampler else None)
-
-
 @functools.lru_cache(maxsize=None)
-def settings_of(target, sampler):
-    """job_settings, once per job (each of its params asks): planning a grid of a thousand
-    runs would otherwise flatten every entry once per setting."""
-    flat = {"experiment": EXPERIMENT.name, **flatten(EXPERIMENT.target(target), "target")}
-    if sampler is not None:
-        flat.update(flatten(as_dict(EXPERIMENT.sampler(sampler)), "sampler"))
-    return flat
+def settings_of(section, name):
+    """The flattened settings of target or sampler `name`, once per entry (each param of
+    each of its jobs asks): `target.<key>` of its resolved config, or `sampler.<key>` of its
+    resolved settings (posterior beta and gamma included)."""
+    if section == "target":
+        return flatten(EXPERIMENT.target(name), "target")
+    return flatten(as_dict(EXPERIMENT.sampler(name)), "sampler")
 
 
-def setting_params(with_sampler):
-    """One param per setting of any job of the calling rules, each `key=value` (canonical
-    JSON)."""
-    keys = {"experiment", *(key for name in EXPERIMENT.target_names
-                            for key in flatten(EXPERIMENT.target(name), "target"))}
-    if with_sampler:
-        keys |= {key for name in EXPERIMENT.sampler_names
-                 for key in flatten(as_dict(EXPERIMENT.sampler(name)), "sampler")}
+def setting_params(section):
+    """One param per setting of the `section` ("target" or "sampler") entries, each
+    `key=value` (canonical JSON). A run's params are its sampler's alone: a change to its
+    target rebuilds the target, whose new files rerun the run."""
+    names = EXPERIMENT.target_names if section == "target" else EXPERIMENT.sampler_names
+    keys = {key for name in names for key in settings_of(section, name)}
 
     def param(key):
         def value(wildcards):
-            settings = job_settings(wildcards, with_sampler)
+            settings = settings_of(section, getattr(wildcards, section))
             if key not in settings:
                 return ABSENT
             return f"{key}={json.dumps(settings[key], sort_keys=True)}"

@@ -13,7 +13,7 @@ rule sample:
     params:
         config=sample_config,
         x64=sampler_x64,
-        **setting_params(with_sampler=True),
+        **setting_params("sampler"),
     log:
         SAMPLE_LOG,
     benchmark:

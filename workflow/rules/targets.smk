@@ -12,7 +12,7 @@ rule build_target:
     params:
         config=build_config,
         x64=target_x64,
-        **setting_params(with_sampler=False),
+        **setting_params("target"),
     log:
         BUILD_LOG,
     benchmark:
