@@ -322,11 +322,11 @@ def _describe(value, depth: int):
     if depth > _MAX_DEPTH:
         raise Unkeyable("value nested too deeply")
     depth += 1
-    kind = type(value)
-    if value is None or kind in (bool, int, float, str, bytes, complex, type(Ellipsis)):
-        return [kind.__name__, repr(value)]
+    value_type = type(value)
+    if value is None or value_type in (bool, int, float, str, bytes, complex, type(Ellipsis)):
+        return [value_type.__name__, repr(value)]
     if isinstance(value, enum.Enum):
-        return ["enum", _name(kind), _module_digest(kind.__module__), value.name]
+        return ["enum", _name(value_type), _module_digest(value_type.__module__), value.name]
     if isinstance(value, np.generic):
         return ["numpy scalar", str(value.dtype), repr(value.item())]
     if isinstance(value, (np.ndarray, jax.Array)):
@@ -334,14 +334,14 @@ def _describe(value, depth: int):
             array = np.asarray(value)
         except Exception:  # a tracer
             raise Unkeyable("a traced value is closed over") from None
-        return ["array", _name(kind), str(jax.typeof(value)), str(array.dtype), array.shape,
+        return ["array", _name(value_type), str(jax.typeof(value)), str(array.dtype), array.shape,
                 hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()]
-    if kind in (tuple, list, frozenset, set):
+    if value_type in (tuple, list, frozenset, set):
         items = [_describe(item, depth) for item in value]
-        if kind in (frozenset, set):
+        if value_type in (frozenset, set):
             items.sort(key=json.dumps)
-        return [kind.__name__, items]
-    if kind is dict:
+        return [value_type.__name__, items]
+    if value_type is dict:
         items = [[_describe(k, depth), _describe(v, depth)] for k, v in value.items()]
         return ["dict", sorted(items, key=json.dumps)]
     if isinstance(value, functools.partial):
@@ -361,14 +361,14 @@ def _describe(value, depth: int):
         names = [f.name for f in dataclasses.fields(value)]
         names += sorted(set(getattr(value, "__dict__", {})) - set(names))
         fields = [[name, _describe(getattr(value, name), depth)] for name in names]
-        return ["dataclass", _name(kind), _module_digest(kind.__module__), fields]
-    if callable(value) and kind.__module__.split(".")[0] in _LIBRARY_ROOTS:
+        return ["dataclass", _name(value_type), _module_digest(value_type.__module__), fields]
+    if callable(value) and value_type.__module__.split(".")[0] in _LIBRARY_ROOTS:
         # A library's function object (a jitted function, a custom_jvp, a ufunc): by name,
         # and by the function it wraps, whose captures may differ between runs.
         wrapped = getattr(value, "__wrapped__", None)
-        return ["callable", _name(value), _name(kind),
+        return ["callable", _name(value), _name(value_type),
                 None if wrapped is None else _describe(wrapped, depth)]
-    raise Unkeyable(f"cannot describe a {_name(kind)}")
+    raise Unkeyable(f"cannot describe a {_name(value_type)}")
 
 
 def _describe_code(code: types.CodeType, depth: int):
