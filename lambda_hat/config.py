@@ -175,6 +175,10 @@ def _semantic_problems(raw: dict, samplers: dict) -> list:
         problems += [(["targets", name, "model", key], message)
                      for key, message in kind.check(make(kind.Model, target["model"]))]
         problems += _checkpoint_problems(raw, name)
+        if "data" in target and not kind.TAKES_DATA:
+            problems.append((["targets", name, "data"], f"a {target['model']['kind']} target "
+                             "makes its own data: set its size and noise in model.options, "
+                             "which its function takes"))
         if "loss" in target and "loss" not in kind.DEFAULTS:
             takers = ", ".join(sorted(other for other, module in TARGETS.items()
                                       if "loss" in module.DEFAULTS))
@@ -195,7 +199,7 @@ def _semantic_problems(raw: dict, samplers: dict) -> list:
                      for key, message in module.check(settings)]
         if settings.smallest_n is not None:
             for target_name in raw.get("targets") or {}:
-                n = _resolve_target(raw, target_name)["data"].get("n")  # None: the file's
+                n = _resolve_target(raw, target_name).get("data", {}).get("n")  # None: its own
                 if n is not None and settings.smallest_n > n:
                     problems.append((["samplers", name, "batch_size"],
                                      f"batch {settings.batch_size} > n = {n} of target "
@@ -298,7 +302,9 @@ def posterior_of(raw: dict) -> dict:
 def _resolve_target(raw: dict, name: str) -> dict:
     target = raw["targets"][name]
     kind = TARGETS[target["model"]["kind"]]
-    return deep_merge(deep_merge(COMMON_DEFAULTS, kind.DEFAULTS), target)
+    common = COMMON_DEFAULTS if kind.TAKES_DATA else {
+        key: value for key, value in COMMON_DEFAULTS.items() if key != "data"}
+    return deep_merge(deep_merge(common, kind.DEFAULTS), target)
 
 
 RESOLVED_FORMAT = 1

@@ -155,10 +155,15 @@ def check_optimum(posterior, data, llc: float | None = None) -> Optimum:
         nbeta_over_gamma_needed=needed)
 
 
-def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float) -> list[str]:
-    """What to change when the geometry at w* makes λ̂ untrustworthy."""
+def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float,
+                     size_key: str = "data.n") -> list[str]:
+    """What to change when the geometry at w* makes λ̂ untrustworthy, naming the target's
+    own keys (`size_key` sets its n). γ gets one direction: where the localizer dominates,
+    the advice is to lower it, so the other remedies leave γ out rather than say raise it."""
     found = []
     scale = abs(llc)
+    raise_gamma = ("" if optimum.nbeta_over_gamma_needed is not None
+                   else ", or raise γ (posterior.gamma)")
     if optimum.nbeta_over_gamma_needed is not None:
         needed = optimum.nbeta_over_gamma_needed
         found.append(
@@ -166,19 +171,19 @@ def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float) -
             f"nβ = {nbeta:.4g}, γ = {gamma:.4g}) it takes up to "
             f"{optimum.localizer_suppression:.3g} from λ̂ (the quadratic model; "
             f"{optimum.localizer_suppressed_fraction:.0%} of the curved directions' ½ each), "
-            f"so λ̂ measures the localizer there, not L_n; raise n (data.n) until "
+            f"so λ̂ measures the localizer there, not L_n; raise n ({size_key}) until "
             f"nβ ≥ {needed * gamma:.4g}, or lower γ (posterior.gamma) to ≤ {nbeta / needed:.3g}")
     if optimum.improper_directions:
         found.append(
             f"w* is not a local minimum: {optimum.improper_directions} directions have "
             f"nβh + γ ≤ 0 (down to h = {optimum.curvature_min:.3g}; the chain leaves w* along "
             "them until higher-order terms stop it); use a trained w* (w_star: trained) or "
-            "train it further, or raise γ (posterior.gamma)")
+            f"train it further{raise_gamma}")
     elif optimum.saddle_directions:
         found.append(
             f"w* is a saddle of L_n: {optimum.saddle_directions} directions of negative "
-            f"curvature (down to {optimum.curvature_min:.3g}, nβh < −γ/2); train w* further "
-            "or raise γ (posterior.gamma)")
+            f"curvature (down to {optimum.curvature_min:.3g}, nβh < −γ/2); train w* further"
+            f"{raise_gamma}")
     drop = optimum.stationarity_drop
     if optimum.method == "dense" and drop is None:
         return found  # improper: the quadratic model predicts no drop
@@ -186,7 +191,7 @@ def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float) -
         found.append(
             f"w* is not stationary (‖∇L_n(w*)‖ = {optimum.grad_norm:.3g}): the gradient "
             f"lowers λ̂ by about {drop:.3g} ({drop / scale:.0%} of it); use a trained w* "
-            "(w_star: trained) or train it further, or raise γ (posterior.gamma)")
+            f"(w_star: trained) or train it further{raise_gamma}")
     elif optimum.method == "gradient" \
             and optimum.stationarity_drop_bound > WARN_FRACTION * scale:
         found.append(

@@ -13,6 +13,7 @@ from .errors import PrecisionError, SamplingFailed
 from .estimator import estimate_llc
 from .optimum import check_optimum, optimum_warnings
 from .samplers import REGISTRY
+from .targets import REGISTRY as TARGETS
 from .settings import as_dict
 from .summary import RunSummary
 
@@ -81,7 +82,7 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
                 + module.warnings(stats)
                 + optimum_warnings(optimum, estimate.llc_mean, posterior.nbeta,
-                                   posterior.gamma))
+                                   posterior.gamma, TARGETS[target.kind].SIZE_KEY))
     # The target's exact λ is the whole network's, not a restricted part's.
     exact = restricted_to is None
     true_llc = target.record["true_llc"] if exact else None

@@ -107,6 +107,22 @@ def test_a_non_stationary_or_saddle_w_star_is_flagged():
     assert optimum.optimum_warnings(slight, 0.5, 100.0, 1.0) == []
 
 
+def test_one_run_gets_one_direction_for_gamma_and_its_targets_own_keys():
+    """A weakly curved posterior whose w* is also off its minimum: the localizer warning says
+    lower γ, so the stationarity warning must not say raise it; and the n to raise is named
+    by the target kind's own key (a python target's is in its options)."""
+    from lambda_hat.targets import REGISTRY as TARGETS
+
+    both = geometry([0.01] * 10, [2.0] * 10, nbeta=100.0, gamma=1.0, llc=2.5)
+    warnings = optimum.optimum_warnings(both, 2.5, 100.0, 1.0, TARGETS["python"].SIZE_KEY)
+    assert len(warnings) == 2 and "lower γ" in warnings[0] and "not stationary" in warnings[1]
+    assert not any("raise γ" in warning for warning in warnings)
+    assert "raise n (model.options" in warnings[0] and "data.n" not in warnings[0]
+    moved = geometry([1.0] * 4, [0.05] * 4, llc=2.0)
+    (alone,) = optimum.optimum_warnings(moved, 2.0, 100.0, 1.0, TARGETS["dln"].SIZE_KEY)
+    assert "raise γ (posterior.gamma)" in alone
+
+
 def test_large_models_get_the_gradient_and_its_bound(monkeypatch):
     monkeypatch.setattr(optimum, "MAX_DENSE_PARAMS", 3)
     found = geometry([1.0] * 4, [0.1] * 4, llc=2.0)

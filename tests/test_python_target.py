@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lambda_hat.config import check_experiment
+from lambda_hat.config import Experiment, check_experiment
 from support import run_cli, write_config
 
 LINEAR = {"model": {"kind": "python", "entry": "examples/linear_regression.py:make_target",
@@ -86,3 +86,15 @@ def test_a_missing_file_is_named_before_any_work(tmp_path):
            "samplers": {}}
     (problem,) = check_experiment(raw, "exp.yaml")
     assert problem.startswith("exp.yaml: targets.mine.model.entry: nowhere.py: file not found")
+
+
+def test_data_settings_on_a_python_target_are_refused_naming_the_key():
+    """Its function makes the data: `data:` would be ignored, so it is an error instead, and
+    the resolved entry carries no data defaults that look as if they applied."""
+    entry = {"model": LINEAR["model"]}
+    raw = {"targets": {"mine": {**entry, "data": {"n": 20000}}}, "samplers": {}}
+    (problem,) = check_experiment(raw, "exp.yaml")
+    assert problem.startswith("exp.yaml: targets.mine.data: a python target makes its own "
+                              "data") and "model.options" in problem
+    assert "data" not in Experiment({"targets": {"mine": entry}, "samplers": {}},
+                                    "exp.yaml").target("mine")

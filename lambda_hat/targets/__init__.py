@@ -58,9 +58,13 @@ class Target:
     arrays: dict
 
     @property
+    def kind(self) -> str:
+        return self.record["config"]["model"]["kind"]
+
+    @property
     def likelihood(self):
         config = self.record["config"]
-        return REGISTRY[config["model"]["kind"]].likelihood(model_of(config["model"]), config)
+        return REGISTRY[self.kind].likelihood(model_of(config["model"]), config)
 
 
 def _training_step(config: dict, arrays: dict) -> int | None:

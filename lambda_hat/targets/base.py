@@ -46,6 +46,11 @@ class TargetKind(Protocol):
     CHECKPOINTS: Checkpoints
     COMPARISON_DATA: str
     """The inputs its target plot compares the student at w* with the reference on."""
+    TAKES_DATA: bool
+    """Whether the entry's `data:` makes its data (False: the model makes its own, and
+    `data:` is a config error)."""
+    SIZE_KEY: str
+    """The key that sets its n, as advice names it ("data.n")."""
     check: Callable[[Any], list[tuple[str, str]]]
     """Problems of a typed `Model` no type can express, as (key, message) pairs."""
     sources: Callable[[Any], list[Path]]

@@ -32,6 +32,8 @@ DEFAULTS = {
 }
 
 
+TAKES_DATA = True
+SIZE_KEY = "data.n"
 PROPER_WITHOUT_LOCALIZER = False
 CHECKPOINTS = "training_steps"
 """`checkpoints:` are steps of the student's training (`teacher_student`)."""

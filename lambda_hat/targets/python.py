@@ -50,6 +50,9 @@ DEFAULTS = {"w_star": "teacher"}
 from them. Without `params`, w* is always trained (from `init_params`)."""
 
 PROPER_WITHOUT_LOCALIZER = False
+TAKES_DATA = False
+"""The function returns x and y: their size is whatever its options make."""
+SIZE_KEY = "model.options (the n your function makes)"
 CHECKPOINTS = "checked_at_build"
 """Names the function returns under `checkpoints`, or steps of the training run here."""
 COMPARISON_DATA = "training data"
