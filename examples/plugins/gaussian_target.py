@@ -28,6 +28,8 @@ class Model:
 
 
 DEFAULTS = {"data": {"n": 1000}, "w_star": "trained"}
+TAKES_DATA = True
+SIZE_KEY = "data.n"
 PROPER_WITHOUT_LOCALIZER = True
 """Every direction is curved: γ = 0 leaves the posterior proper."""
 CHECKPOINTS = "none"
