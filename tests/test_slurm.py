@@ -356,7 +356,7 @@ def smoke_on_slurm(root: Path, cluster: dict, jax_cache: Path) -> dict:
 def test_smoke_experiment_on_slurm(work):
     """The smoke experiment through the profile, with the plugin's default status command
     (sacct, which the profile replaces by squeue): its 3 runs fit in one group job. A
-    failing run fails its whole group job (documented in README): the group is retried, and
+    failing run fails its whole group job (documented in docs/slurm.md): the group is retried, and
     its other runs' outputs are not kept."""
     record = work.outcome("smoke")
     planned, group_jobs = record["planned"], record["group_jobs"]

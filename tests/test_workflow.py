@@ -223,17 +223,27 @@ def test_every_job_has_a_log_and_a_benchmark(smoke):
 
 
 def test_sample_logs_show_progress_and_end_with_the_estimate(smoke):
-    """A sample job's log: what runs, a progress line with an ETA at every 10% of the
+    """A sample job's log: what runs, the warmup, then progress lines over warmup and
+    sampling with an ETA: once the warmup is done (from its pace) and at every 10% of the
     trace, then the estimate."""
-    for sampler, points in (("hmc", 200), ("sgld", 100)):
+    # smoke's sgld has a fixed step: no pilot, so no warmup
+    for sampler, points, warmup, every in (("hmc", 200, 100, 1), ("sgld", 100, 0, 20)):
         lines = (smoke / "logs" / "smoke" / "sample" / "dln_small" / f"{sampler}.log") \
             .read_text().splitlines()
         assert f"{points} trace points" in lines[0] and "compiling" in lines[0]
-        progress = [line for line in lines if re.search(
-            rf"{sampler}: +\d+% of {points} trace points × 2 chains in [\d.]+ s, "
-            r"about [\d.]+ s left$", line)]
-        assert [int(re.search(r"(\d+)%", line).group(1)) for line in progress] == \
-            list(range(10, 101, 10))
+        warming = [line for line in lines if f"{sampler}: warmup:" in line]
+        assert warming == ([] if not warmup else [
+            f"INFO {sampler}: warmup: {warmup} steps × 2 chains, then {points} trace points"])
+        total = warmup + points * every
+        progress = [re.search(rf"{sampler}: +(\d+)% of {total} steps × 2 chains \((.*)\) in "
+                              r"[\d.]+ s, about ([\d.]+) s left$", line) for line in lines]
+        progress = [match.groups() for match in progress if match]
+        if warmup:
+            assert progress[0][:2] == (f"{round(100 * warmup / total)}", "warmup done")
+            progress = progress[1:]
+        trace = [int(what.split()[0]) for _, what, _ in progress]
+        assert trace == [points * tenth // 10 for tenth in range(1, 11)]
+        assert progress[-1][0] == "100" and float(progress[-1][2]) == 0
         assert re.search(r"llc = [\d.]+ ± [\d.]+ \(mcse\), exact 4.5, .* status (ok|warning)$",
                          lines[-1]), lines[-1]
 

@@ -55,6 +55,12 @@ class SamplerSettings:
         return 0.0
 
     @property
+    def warmup_steps(self) -> int:
+        """Steps per chain before the trace (adaptation, a pilot, a fit): what the job log's
+        progress counts besides the trace's `trace_points × trace_every`."""
+        return 0
+
+    @property
     def shared_adaptation(self) -> bool:
         """Whether one warmup serves every chain (its cost then spread over them)."""
         return False
@@ -76,6 +82,10 @@ class FullBatchSettings(SamplerSettings):
     @property
     def trace_every(self) -> int:
         return self.thin
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.warmup
 
     @property
     def trace_points(self) -> int:

@@ -14,7 +14,8 @@ two programs around it, each traced and compiled once:
 - draws: `scan` over steps, chains by `vmap` (or `lax.map` for kernels with while-loops),
   for one chunk of the trace. The chunks run one after another from the carried states,
   with the keys a single scan would use, so the numbers do not depend on the chunking; after
-  each the job log gets a progress line with an ETA. Kernels with a `probe` record one trace
+  the warmup and after each chunk the job log gets a progress line over warmup and sampling
+  with an ETA (`Progress`). Kernels with a `probe` record one trace
   point per `trace_every` steps: the mean of those steps' losses, and the probe's check at
   the block's end; others keep every `trace_every`-th draw.
 
@@ -145,6 +146,43 @@ def _chunk(module, settings, posterior, size, data, keys, setup, params, states,
     return _strong((jax.tree.leaves(states), trace))
 
 
+class Progress:
+    """The job log's progress over warmup and sampling, in steps per chain: the warmup's
+    (`settings.warmup_steps`) and the trace's (`trace_points × trace_every`). Before the
+    first chunk of draws the ETA comes from the warmup's pace, then from the draws'."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.warmup_steps = settings.warmup_steps
+        self.draw_steps = settings.trace_points * settings.trace_every
+        self.warmup_seconds = 0.0
+
+    def _line(self, done_steps: int, elapsed: float, left: float, what: str) -> None:
+        total = self.warmup_steps + self.draw_steps
+        log.info("%s: %3.0f%% of %d steps × %d chains (%s) in %.1f s, about %.1f s left",
+                 self.settings.kind, 100 * done_steps / total, total, self.settings.chains,
+                 what, elapsed, left)
+
+    def warming_up(self) -> None:
+        if self.warmup_steps:
+            every = self.settings.trace_every
+            log.info("%s: warmup: %d steps × %d chains, then %d trace points%s",
+                     self.settings.kind, self.warmup_steps, self.settings.chains,
+                     self.settings.trace_points, f" of {every} steps" if every > 1 else "")
+
+    def warmed_up(self, seconds: float) -> None:
+        self.warmup_seconds = seconds
+        if self.warmup_steps:
+            pace = seconds / self.warmup_steps
+            self._line(self.warmup_steps, seconds, pace * self.draw_steps, "warmup done")
+
+    def sampled(self, points: int, seconds: float) -> None:
+        left = seconds * (self.settings.trace_points - points) / points
+        self._line(self.warmup_steps + points * self.settings.trace_every,
+                   self.warmup_seconds + seconds, left,
+                   f"{points} of {self.settings.trace_points} trace points")
+
+
 def chunk_size(points: int, chunks: int = PROGRESS_CHUNKS) -> int:
     """The trace points per chunk: the largest count of at most `chunks` equal chunks."""
     count = max(c for c in range(1, min(chunks, points) + 1) if points % c == 0)
@@ -165,12 +203,15 @@ def run(module, settings, posterior, data) -> SamplerOutput:
     keys = chain_keys(settings.seed, settings.chains)
     points = settings.trace_points
     size = chunk_size(points)
+    progress = Progress(settings)
     clock = time.perf_counter()
     start = _compiled(partial(_start, module, settings, posterior), data, keys)
     compile_seconds = time.perf_counter() - clock
+    progress.warming_up()
     clock = time.perf_counter()
     setup, warmup, params, states = jax.block_until_ready(start(data, keys))
     sample_seconds = time.perf_counter() - clock
+    progress.warmed_up(sample_seconds)
     clock = time.perf_counter()
     first = jnp.asarray(0, jnp.int32)
     step = _compiled(partial(_chunk, module, settings, posterior, size), data, keys, setup,
@@ -185,10 +226,7 @@ def run(module, settings, posterior, data) -> SamplerOutput:
         states, trace = jax.block_until_ready(
             step(data, keys, setup, params, states, jnp.asarray(index * size, jnp.int32)))
         chunks.append(jax.tree.map(np.asarray, trace))
-        elapsed = time.perf_counter() - clock
-        log.info("%s: %3.0f%% of %d trace points × %d chains in %.1f s, about %.1f s left",
-                 settings.kind, 100 * (index + 1) / count, points, settings.chains, elapsed,
-                 elapsed * (count - index - 1) / (index + 1))
+        progress.sampled((index + 1) * size, time.perf_counter() - clock)
         if until is not None and index + 1 >= MIN_CHUNKS:
             checking = time.perf_counter()
             passes, found = check_until(np.concatenate([c["loss"] for c in chunks], axis=1),

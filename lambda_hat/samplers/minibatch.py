@@ -18,6 +18,15 @@ CAN_BE_REFERENCE = False
 """A minibatch chain carries its step's discretization bias: never the reference."""
 
 
+PILOT_ROUND = 50
+"""Pilot steps per adaptation of the step (5 probes per chain)."""
+PILOT_FRACTION = 0.1
+"""`pilot_steps: auto`: this fraction of `steps`, at most PILOT_AUTO_MAX, in whole rounds."""
+PILOT_AUTO_MAX = 4000
+"""The cap of `pilot_steps: auto` (so a long `steps` budget, as under `until`, does not buy
+a long pilot)."""
+
+
 @dataclass(frozen=True)
 class PilotedSettings(MinibatchSettings):
     """The minibatch settings and the pilot that tunes `step_size: auto`
@@ -28,6 +37,21 @@ class PilotedSettings(MinibatchSettings):
     the curvature rule's step as it is); `auto`: 10% of `steps`, at most 4000."""
     target_acceptance: float = bounded(0.95, exclusiveMinimum=0, exclusiveMaximum=1)
     """The pilot lowers the step until the MALA probe's mean acceptance is this."""
+
+    @property
+    def pilot_steps_per_chain(self) -> int:
+        """0 for an explicit step (no pilot), else `pilot_steps` (auto: PILOT_FRACTION of
+        `steps`, at most PILOT_AUTO_MAX), in whole rounds of PILOT_ROUND."""
+        if not is_auto(self.step_size):
+            return 0
+        steps = self.pilot_steps
+        if is_auto(steps):
+            steps = min(PILOT_AUTO_MAX, int(PILOT_FRACTION * self.steps))
+        return PILOT_ROUND * (int(steps) // PILOT_ROUND)
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.pilot_steps_per_chain
 
 
 @dataclass(frozen=True)

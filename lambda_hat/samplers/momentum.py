@@ -149,9 +149,9 @@ def pilot(settings, posterior, setup_, states, key, build):
     from . import step_size
 
     first, rest = jax.random.split(key)
-    total = step_size.pilot_steps(settings)
-    if is_auto(settings.alpha) and total >= 2 * step_size.PILOT_ROUND:
-        half = total // (2 * step_size.PILOT_ROUND) * step_size.PILOT_ROUND
+    total = settings.pilot_steps_per_chain
+    if is_auto(settings.alpha) and total >= 2 * minibatch.PILOT_ROUND:
+        half = total // (2 * minibatch.PILOT_ROUND) * minibatch.PILOT_ROUND
         setup_, states = step_size.pilot(replace(settings, pilot_steps=half), posterior,
                                          setup_, states, first, build, exponent=2)
         setup_ = friction(settings, posterior, setup_, states, first)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ..settings import is_auto
+from .minibatch import PILOT_ROUND
 
 POWER_ITERATIONS = 30
 CURVATURE_SUBSET = 2048
@@ -130,28 +131,10 @@ def preconditioned_setup(settings, posterior, key, adjust=lambda step: step) -> 
 
 PILOT_PROBE_EVERY = 10
 """Pilot steps between MALA probes."""
-PILOT_ROUND = 50
-"""Pilot steps per adaptation of the step (5 probes per chain)."""
-PILOT_FRACTION = 0.1
-"""`pilot_steps: auto`: this fraction of `steps`, at most PILOT_AUTO_MAX, in whole rounds."""
-PILOT_AUTO_MAX = 4000
-"""The cap of `pilot_steps: auto` (so a long `steps` budget, as under `until`, does not buy
-a long pilot)."""
 PILOT_MAX_SHRINK = 1.0e-3
 """The pilot's step stays within [this, 1] × the curvature rule's."""
 PILOT_MAX_MOVE = math.log(4.0)
 """The largest change of a probe's log step in one round."""
-
-
-def pilot_steps(settings) -> int:
-    """Pilot steps per chain: 0 for an explicit step (no pilot), else `pilot_steps` (auto:
-    PILOT_FRACTION of `steps`, at most PILOT_AUTO_MAX), in whole rounds of PILOT_ROUND."""
-    if not is_auto(settings.step_size):
-        return 0
-    steps = settings.pilot_steps
-    if is_auto(steps):
-        steps = min(PILOT_AUTO_MAX, int(PILOT_FRACTION * settings.steps))
-    return PILOT_ROUND * (int(steps) // PILOT_ROUND)
 
 
 def pilot(settings, posterior, setup: Setup, states, key, build: Callable, exponent: int = 1):
@@ -159,7 +142,7 @@ def pilot(settings, posterior, setup: Setup, states, key, build: Callable, expon
     chains' states at the pilot's end).
 
     From the curvature rule's step ε₀ (`setup.step_size`), the chains (a leading chain axis
-    in `states`, vmapped) run `pilot_steps(settings)` steps in rounds of PILOT_ROUND, with a
+    in `states`, vmapped) run `settings.pilot_steps_per_chain` in rounds of PILOT_ROUND, with a
     MALA probe every PILOT_PROBE_EVERY steps. After each round the log step moves towards
     the target: the probes' rejection rate r = 1 − a of a Langevin proposal grows like
     ε^{3/2} (ε the probe's step: h^`exponent` for a momentum method's time step h), so a
@@ -176,7 +159,7 @@ def pilot(settings, posterior, setup: Setup, states, key, build: Callable, expon
     the estimate never sees them, and the chains continue from where the pilot left them.
     Minibatch kernels take no per-chain params (`()`).
     """
-    total = pilot_steps(settings)
+    total = settings.pilot_steps_per_chain
     if total == 0:
         return setup, states
     rounds = total // PILOT_ROUND

@@ -58,6 +58,12 @@ class Settings(BatchSettings):
     eval_every: int = bounded(10, minimum=1)
 
 
+    @property
+    def warmup_steps(self) -> int:
+        """The fit: each chain's `steps` of ELBO ascent before its draws."""
+        return self.steps
+
+
 def check(settings) -> list[tuple[str, str]]:
     if settings.steps < settings.eval_every:
         return [("steps", "must be at least eval_every")]
