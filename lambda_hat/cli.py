@@ -25,7 +25,7 @@ def _build(args) -> None:
     from .targets import build_target, save_target
 
     prepare_output_dir(args.out)
-    record, arrays = build_target(args.target, config, experiment.name)
+    record, arrays = build_target(args.target, config, experiment.name, args.threads)
     save_target(args.out, record, arrays)
     log.info("built target %s: n=%d d=%d L_n(w*)=%.6g true_llc=%s -> %s", args.target,
              record["n"], record["d"], record["loss_star"], record["true_llc"], args.out)
@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads JAX may use (default: all); the workflow passes "
-                             "each job's share")
+                        help="CPU threads JAX may use (default: all; `build`: 1, as the "
+                             "workflow builds); the workflow passes each job's share")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for name, func, summary, description, arguments in COMMANDS:
@@ -180,8 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEFAULT_THREADS = {"build": 1}
+"""Commands whose result depends on the thread count, with the workflow's: training w* sums
+gradients over the data, and XLA splits those sums by thread, so a build by hand takes the
+pipeline's one thread to give the same w* bit for bit (sampling gives the same numbers on any
+count: tests/faults/test_run_faults.py)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is None:
+        args.threads = DEFAULT_THREADS.get(args.command)
     # On a GPU, JAX would otherwise reserve 75% of its memory at start-up.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     handler = logging.StreamHandler(sys.stderr)

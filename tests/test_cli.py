@@ -57,6 +57,19 @@ def test_build_writes_a_described_target(built):
     assert mlp["training_final_loss"] == pytest.approx(mlp["loss_star"], rel=0.05)
 
 
+def test_a_build_by_hand_gives_the_pipelines_w_star(built, tmp_path):
+    """`lambda-hat build` without --threads takes the workflow's one thread, so a trained w*
+    made by hand is the pipeline's bit for bit (the fixture built with --threads 1)."""
+    root, config = built
+    done = run_cli("build", "--config", config, "--target", "mlp", "--out", tmp_path / "mlp",
+                   x64=True, threads=None)
+    assert done.returncode == 0, done.stderr
+    by_hand = json.loads((tmp_path / "mlp" / "target.json").read_text())
+    piped = json.loads((root / "targets" / "mlp" / "target.json").read_text())
+    assert by_hand["threads"] == piped["threads"] == 1
+    assert by_hand["hash"] == piped["hash"] and by_hand["loss_star"] == piped["loss_star"]
+
+
 def test_build_writes_a_quadratic_target(tmp_path):
     """L_n = ½||w − w*||²: no data columns, λ = d/2 exactly, L_n(w*) = 0."""
     config = write_config(tmp_path, {"targets": {"q": {"model": {"kind": "quadratic", "d": 7},

@@ -76,8 +76,11 @@ def _training_step(config: dict, arrays: dict) -> int | None:
     return checkpoint if isinstance(checkpoint, int) else None
 
 
-def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
-    """Make (record, arrays) for one resolved target config; pure given the seed."""
+def build_target(name: str, config: dict, experiment: str,
+                 threads: int | None = None) -> tuple[dict, dict]:
+    """Make (record, arrays) for one resolved target config; pure given the seed and the
+    CPU threads XLA was given (`threads`, recorded; None: all), by which a trained w*'s
+    sums are split."""
     import jax.numpy as jnp
 
     from ..artifacts import hash_arrays, package_versions
@@ -114,6 +117,7 @@ def build_target(name: str, config: dict, experiment: str) -> tuple[dict, dict]:
         "multiplicity": built.multiplicity,
         "seed": int(config["seed"]),
         "dtype": config["dtype"],
+        "threads": threads,
         "training_final_loss": built.training_final_loss,
         "versions": package_versions(),
         "hash": hash_arrays(built.arrays),
