@@ -103,6 +103,39 @@ def run_kinds_on_target(target_dir: str, runs: list[dict], posterior: dict | Non
     return results
 
 
+def geometry_warnings(config_path: str) -> dict:
+    """{target: the geometry warnings its runs would get} for every target of an experiment
+    file (run this in float64): built here, checked at w* (`optimum.check_optimum`) with
+    λ̂ taken as the exact λ where known, else the quadratic model's Σ nβh/(2(nβh + γ))."""
+    import jax
+    import numpy as np
+
+    from lambda_hat.config import Experiment
+    from lambda_hat.optimum import check_optimum, optimum_warnings
+    from lambda_hat.posterior import make_posterior
+    from lambda_hat.targets import REGISTRY, Target, build_target
+
+    experiment = Experiment.load(config_path)
+    settings = experiment.sampler(experiment.sampler_names[0])
+    found = {}
+    for name in experiment.target_names:
+        record, arrays = build_target(name, experiment.target(name), experiment.name)
+        target = Target(record, arrays)
+        posterior, data, _, _ = make_posterior(target, settings.beta, settings.gamma,
+                                               "float64", None, name)
+        llc = record["true_llc"]
+        if llc is None:
+            hessian = jax.hessian(posterior.bind(data).loss)(data["w_star"])
+            curvatures = np.linalg.eigvalsh(np.asarray(hessian))
+            curved = curvatures[curvatures > 1e-8 * curvatures.max()]
+            nbeta = float(posterior.nbeta)
+            llc = float(np.sum(nbeta * curved / (2 * (nbeta * curved + posterior.gamma))))
+        optimum = check_optimum(posterior, data, llc)
+        found[name] = optimum_warnings(optimum, llc, float(posterior.nbeta),
+                                       float(posterior.gamma), REGISTRY[target.kind].SIZE_KEY)
+    return found
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
