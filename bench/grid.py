@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from results_md import END_GENERATED, generated_by, write_section
+from results_md import END_GENERATED, RENDER_HELP, generated_by, render, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -117,14 +117,10 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="only rewrite the section of bench/results.md from a saved JSON")
+    parser.add_argument("--render", type=Path, metavar="JSON", help=RENDER_HELP)
     args = parser.parse_args()
     if args.render:
-        text = table(json.loads(args.render.read_text()))
-        write_section(SECTION, text)
-        print(text)
-        return
+        return render(SECTION, table, args.render)
     from lambda_hat.aggregate import aggregate_runs
 
     results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

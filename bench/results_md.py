@@ -23,3 +23,15 @@ def write_section(section: str, text: str) -> None:
         RESULTS.write_text(before + text + ("\n## " + rest[1] if len(rest) > 1 else ""))
     else:
         RESULTS.write_text(old.rstrip("\n") + "\n\n" + text)
+
+
+RENDER_HELP = "only rewrite the section of bench/results.md from a saved JSON"
+
+
+def render(section: str, table, saved: Path) -> None:
+    """`--render`: the section rewritten from a saved JSON, measuring nothing."""
+    import json
+
+    text = table(json.loads(saved.read_text()))
+    write_section(section, text)
+    print(text)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from results_md import END_GENERATED, generated_by, write_section
+from results_md import END_GENERATED, RENDER_HELP, generated_by, render, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -172,14 +172,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep targets and runs here")
     parser.add_argument("--merge", action="store_true",
                         help="keep bench/scale.json's rows of other sizes and samplers")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="only rewrite the section of bench/results.md from a saved JSON")
+    parser.add_argument("--render", type=Path, metavar="JSON", help=RENDER_HELP)
     args = parser.parse_args()
     if args.render:
-        text = table(json.loads(args.render.read_text()))
-        write_section(SECTION, text)
-        print(text)
-        return
+        return render(SECTION, table, args.render)
     steps = {size: int(float(value)) for size, value in (s.split("=") for s in args.steps)}
     started = time.perf_counter()
     root = args.keep or Path(tempfile.mkdtemp(prefix="lambda-hat-scale-"))
