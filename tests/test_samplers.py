@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from lambda_hat.samplers import REGISTRY
+from lambda_hat.samplers import REGISTRY, momentum
 from isolated import run_isolated, run_isolated_many
 from lambda_hat.theory import dln_learning_coefficient
 
@@ -379,7 +379,7 @@ def test_automatic_friction_removes_the_minibatch_heating(results):
     sghmc = REGISTRY["sghmc"]
     for summary in automatic:
         exact, stats = _exact_quadratic_llc(summary), summary["stats"]
-        assert stats["alpha_auto"] and stats["alpha"] > sghmc.ALPHA_FLOOR, stats
+        assert stats["alpha_auto"] and stats["alpha"] > momentum.ALPHA_FLOOR, stats
         assert stats["heating_bound_fraction"] <= sghmc.Settings.heating * 1.001
         assert stats["friction_per_step"] <= 0.1 * 1.001
         error = abs(summary["llc_mean"] - exact)

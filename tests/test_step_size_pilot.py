@@ -2,7 +2,7 @@
 
 The curvature rule sets the step from w* alone; the chains meet larger curvature away from
 w* (singular models), so a pilot on all chains lowers the step until the MALA probe accepts
-`target_acceptance` (`langevin.pilot`). Checked here:
+`target_acceptance` (`step_size.pilot`). Checked here:
 
 - on a Gaussian potential whose curvature-based step is far too large (τ = 2), the pilot
   lands near the target, for a Langevin (SGLD), a preconditioned (RMSProp) and a momentum
