@@ -73,8 +73,8 @@ def _reference(row: dict, rows: list[dict]) -> dict | None:
     `CAN_BE_REFERENCE`: HMC): same beta and gamma preferred, then the smallest MCSE; None
     without a finite reference estimate."""
     candidates = [other for other in rows
-                  if other["target"] == row["target"] and SAMPLERS[other["kind"]].CAN_BE_REFERENCE
-                  and _finite(other["llc_mean"])]
+                  if other["target"] == row["target"]
+                  and SAMPLERS[other["kind"]].CAN_BE_REFERENCE and _finite(other["llc_mean"])]
     if not candidates:
         return None
 

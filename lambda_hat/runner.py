@@ -13,9 +13,9 @@ from .errors import PrecisionError, SamplingFailed
 from .estimator import estimate_llc
 from .optimum import check_optimum, optimum_warnings
 from .samplers import REGISTRY
-from .targets import REGISTRY as TARGETS
 from .settings import as_dict
 from .summary import RunSummary
+from .targets import REGISTRY as TARGETS
 
 
 def process_dtype() -> str:

@@ -106,10 +106,8 @@ def run_kinds_on_target(target_dir: str, runs: list[dict], posterior: dict | Non
 def geometry_warnings(config_path: str) -> dict:
     """{target: the geometry warnings its runs would get} for every target of an experiment
     file (run this in float64): built here, checked at w* (`optimum.check_optimum`) with
-    λ̂ taken as the exact λ where known, else the quadratic model's Σ nβh/(2(nβh + γ))."""
-    import jax
-    import numpy as np
-
+    λ̂ taken as the exact λ where known, else the quadratic model's: ½ per curved direction
+    less the localizer's share, Σ nβh/(2(nβh + γ))."""
     from lambda_hat.config import Experiment
     from lambda_hat.optimum import check_optimum, optimum_warnings
     from lambda_hat.posterior import make_posterior
@@ -125,11 +123,9 @@ def geometry_warnings(config_path: str) -> dict:
                                                "float64", None, name)
         llc = record["true_llc"]
         if llc is None:
-            hessian = jax.hessian(posterior.bind(data).loss)(data["w_star"])
-            curvatures = np.linalg.eigvalsh(np.asarray(hessian))
-            curved = curvatures[curvatures > 1e-8 * curvatures.max()]
-            nbeta = float(posterior.nbeta)
-            llc = float(np.sum(nbeta * curved / (2 * (nbeta * curved + posterior.gamma))))
+            shape = check_optimum(posterior, data)
+            curved = record["d"] - shape.flat_directions - shape.negative_directions
+            llc = 0.5 * curved - shape.localizer_suppression
         optimum = check_optimum(posterior, data, llc)
         found[name] = optimum_warnings(optimum, llc, float(posterior.nbeta),
                                        float(posterior.gamma), REGISTRY[target.kind].SIZE_KEY)

@@ -114,8 +114,8 @@ def _strong(tree):
 
 def _start(module, settings, posterior, data, keys):
     """The start program: setup, per-chain warmup info and params, the chains' state leaves;
-    then the module's `pilot`, if it has one, on all chains at once (its tuned setup and the
-    chains' states where it left them)."""
+    then the module's `pilot` on all chains at once (its tuned setup and the chains' states
+    where it left them)."""
     setup, warmup, states, params = _warmed(module, settings, posterior, data, keys)
     setup, states = module.pilot(settings, posterior.bind(data), setup, states,
                                  jax.random.fold_in(keys[0], 2))

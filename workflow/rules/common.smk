@@ -7,9 +7,10 @@
 # The text is YAML, not JSON: the CLI reads YAML 1.1, which takes JSON's 2e-05 for a string.
 #
 # What triggers a rerun is the same part of the experiment, one param per setting
-# (`sampler.step_size=1e-05`; a run's are its sampler's, since its target is an input): Snakemake compares params as a set of values, so its rerun
-# reason then names the settings that changed. The text itself is not a str (`JobText`), so
-# Snakemake does not record it as a param.
+# (`sampler.step_size=1e-05`; a run's are its sampler's, since its target is an input):
+# Snakemake compares params as a set of values, so its rerun reason then names the settings
+# that changed. The text itself is not a str (`JobText`), so Snakemake does not record it as
+# a param.
 
 import functools
 import json
@@ -20,7 +21,9 @@ import yaml
 
 from lambda_hat.config import Experiment
 from lambda_hat.errors import ConfigError
+from lambda_hat.grid import NAME_PATTERN
 from lambda_hat.settings import as_dict
+from lambda_hat.targets import CHECKPOINT_MARK
 
 
 def experiment_source():
@@ -40,10 +43,11 @@ def load_experiment(config):
         sys.exit(1)
 
 
-NAME = r"[A-Za-z0-9][A-Za-z0-9_.@-]*"
-"""A target's or sampler's name in a path: what a checked name can be (`@` joins a
-checkpoint's). A pattern, not the list of names, which would make every path match scan
-them all; a name the experiment lacks is refused when its job's settings are read."""
+SAMPLER_NAME = NAME_PATTERN.pattern.strip("^$")
+TARGET_NAME = f"{SAMPLER_NAME}(?:{re.escape(CHECKPOINT_MARK)}[^/]+)?"
+"""What a checked name can be in a path (a target's may carry a checkpoint's, whose name is
+the target code's). Patterns, not the lists of names, which would make every path match
+scan them all; a name the experiment lacks is refused when its job's settings are read."""
 
 
 # File layout: names from the experiment are the wildcards.
