@@ -189,22 +189,45 @@ def _semantic_problems(raw: dict, samplers: dict) -> list:
     if (raw.get("exports") or {}).get("arviz") and importlib.util.find_spec("arviz") is None:
         problems.append((["exports", "arviz"], "the ArviZ export needs the optional extra: "
                          "pip install 'lambda-hat[arviz]'"))
+    sizes = {target_name: _resolve_target(raw, target_name).get("data", {}).get("n")
+             for target_name in raw.get("targets") or {}}  # None: the target makes its own
     for name, given in (raw.get("samplers") or {}).items():
-        settings = samplers[name]
-        module = SAMPLERS[settings.kind]
-        for key, value in given.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                problems.append((["samplers", name, key], "must be a finite number"))
-        problems += [(["samplers", name, key], message)
-                     for key, message in module.check(settings)]
-        if settings.smallest_n is not None:
-            for target_name in raw.get("targets") or {}:
-                n = _resolve_target(raw, target_name).get("data", {}).get("n")  # None: its own
-                if n is not None and settings.smallest_n > n:
-                    problems.append((["samplers", name, "batch_size"],
-                                     f"batch {settings.batch_size} > n = {n} of target "
-                                     f"{target_name!r} needs replacement: true"))
+        problems += [(["samplers", name, *path], message) for path, message
+                     in _sampler_problems(given, samplers[name], sizes)]
     return problems
+
+
+def _sampler_problems(given: dict, settings, sizes: dict) -> list:
+    """Problems between one sampler entry's values, as (key path within it, message);
+    `sizes` are the n of the targets it runs on, by name (None: unknown)."""
+    problems = [([key], "must be a finite number") for key, value in given.items()
+                if isinstance(value, float) and not math.isfinite(value)]
+    problems += [([key], message) for key, message in SAMPLERS[settings.kind].check(settings)]
+    if settings.smallest_n is not None:
+        problems += [(["batch_size"], f"batch {settings.batch_size} > n = {n} of target "
+                      f"{target_name!r} needs replacement: true")
+                     for target_name, n in sizes.items()
+                     if n is not None and settings.smallest_n > n]
+    return problems
+
+
+def sampler_settings(given: dict, where: str, n: int | None = None):
+    """The typed settings of one sampler entry given outside a file (`lambda_hat.estimate`),
+    checked as an entry of a file is; ConfigError lists every problem, each naming `where`
+    and the key. `n`: the size of the data it runs on."""
+    kind = given.get("kind")
+    if kind not in SAMPLERS:
+        raise ConfigError([f"{where}: unknown sampler kind {kind!r}; known: "
+                           f"{', '.join(sorted(SAMPLERS))}"])
+    plain = json.loads(json.dumps(given, default=list))  # tuples as the lists a file has
+    problems = _validate(plain, _closed(SAMPLERS[kind].Settings), [],
+                         {(): (f"{kind} sampler", "not a setting of")})
+    if not problems:
+        settings = make(SAMPLERS[kind].Settings, {**posterior_of({}), **plain})
+        problems = _sampler_problems(plain, settings, {"data": n})
+    if problems:
+        raise ConfigError(_lines(problems, where))
+    return settings
 
 
 def _checkpoint_problems(raw: dict, name: str) -> list:

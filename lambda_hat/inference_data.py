@@ -34,7 +34,7 @@ STAT_NAMES = {
 """trace.npz names -> ArviZ's conventional sample_stats names; other per-draw arrays
 (`mala_acceptance`, `log_weight`, `grad_evals`) keep their own."""
 
-NOT_STATS = frozenset({"loss", "grad_evals_at", "burn_in", "loss_star"})
+NOT_STATS = frozenset({"loss", "grad_evals_at", "burn_in", "loss_star", "observed_L_n"})
 
 
 def import_arviz() -> ModuleType:
@@ -108,26 +108,39 @@ def _attrs(summary: RunSummary) -> dict[str, str | int | float]:
 
 
 def to_inference_data(run_dir: str | os.PathLike) -> arviz.InferenceData:
-    """The run in `run_dir` as an `arviz.InferenceData`.
+    """The run in `run_dir` as an `arviz.InferenceData` (`inference_data_of`)."""
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir / "summary.json")
+    trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in"))
+    return inference_data_of(summary, trace, str(run_dir))
+
+
+def inference_data_of(summary: RunSummary, trace: dict,
+                      where: str = "<run>") -> arviz.InferenceData:
+    """A run's summary and traces as an `arviz.InferenceData`.
 
     `posterior`: `L_n` and `llc` = nβ (L_n − L_n(w*)) per (chain, draw), the draws kept
-    after burn-in; `sample_stats`: the run's per-draw statistics (`STAT_NAMES`; HMC and NUTS
-    `n_steps`; `step_size` the adapted one per chain where the trace has none: HMC jitters
-    it per draw around that); the burn-in draws, if any, in `warmup_posterior` and
+    after burn-in, and `observed_losses` (per observed point, or point and token) when the run
+    observed points; `sample_stats`: the run's per-draw statistics (`STAT_NAMES`; HMC and
+    NUTS `n_steps`; `step_size` the adapted one per chain where the trace has none: HMC
+    jitters it per draw around that); the burn-in draws, if any, in `warmup_posterior` and
     `warmup_sample_stats`. Chains that went NaN/Inf are kept (the estimate excluded them:
     attr `chains_failed`); `attrs` say what produced the run and what it estimated.
     """
     az = import_arviz()
-    run_dir = Path(run_dir)
-    summary = read_summary(run_dir / "summary.json")
-    trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in"))
     loss = trace["loss"]
     burn_in = int(trace["burn_in"])
     if loss.ndim != 2 or burn_in != summary.burn_in:
-        raise ArtifactError(f"{run_dir}: trace.npz does not match summary.json (loss shape "
+        raise ArtifactError(f"{where}: trace.npz does not match summary.json (loss shape "
                             f"{loss.shape}, burn_in {burn_in} vs {summary.burn_in})")
     draws = {"L_n": loss,
              "llc": summary.nbeta * (loss.astype(np.float64) - summary.loss_star)}
+    dims, coords = {}, {}
+    if "observed_losses" in trace:
+        observed = draws["observed_losses"] = np.asarray(trace["observed_losses"])
+        dims["observed_losses"] = ["point", "token"][:observed.ndim - 2]
+        coords = {name: np.arange(size) for name, size in zip(dims["observed_losses"],
+                                                              observed.shape[2:])}
     stats = _sample_stats(summary, trace)
     kept = {name: value[:, burn_in:] for name, value in draws.items()}
     kept_stats = {name: value[:, burn_in:] for name, value in stats.items()}
@@ -136,7 +149,8 @@ def to_inference_data(run_dir: str | os.PathLike) -> arviz.InferenceData:
         warmup = {"warmup_posterior": {name: value[:, :burn_in] for name, value in draws.items()},
                   "warmup_sample_stats": {name: value[:, :burn_in]
                                           for name, value in stats.items()} or None}
-    return az.from_dict(posterior=kept, sample_stats=kept_stats or None,
+    return az.from_dict(posterior=kept, sample_stats=kept_stats or None, dims=dims or None,
+                        coords=coords or None,
                         save_warmup=bool(burn_in), attrs=_attrs(summary), **warmup)
 
 

@@ -62,6 +62,12 @@ class Posterior(Localized):
     def loss(self, w, data):
         return self.likelihood.loss(w, data)
 
+    def observation(self, w, data):
+        """What a trace point records when observing: the per-sample (per-token) losses on
+        `data["observe"]` and L_n, at the draw w."""
+        return {"losses": self.likelihood.observed_losses(w, data["observe"], data),
+                "loss": self.loss(w, data)}
+
     def minibatch_loss(self, w, data, key, batch_size: int, replacement: bool = True):
         """L on `batch_size` points drawn uniformly, with replacement or as distinct points.
 

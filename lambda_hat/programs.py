@@ -25,6 +25,7 @@ one, and carry a checksum: a damaged entry is ignored and replaced.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import functools
@@ -66,12 +67,57 @@ def default_cache_dir() -> Path | None:
     return Path(directory) / SUBDIRECTORY if directory else None
 
 
-def compile_program(fn, args: tuple, cache_dir: Path | None):
-    """(compiled, status) for `jit(fn)` at `args`; status is "hit", "miss" or "off".
+MEMORY_ENTRIES = 32
+_memory: collections.OrderedDict = collections.OrderedDict()
 
-    `compiled` takes the same arguments. Off (no directory, or a function the key cannot
-    describe) is `jax.jit(fn).lower(*args).compile()`.
+
+def _memory_key(fn, args: tuple):
+    """A hashable key of `jit(fn)` at `args` within this process, or None: the function by
+    equality (a `partial`'s function and bound values, frozen settings and posteriors), the
+    arguments by tree and abstract value. Data are arguments, so they are not part of it."""
+    def parts(value):
+        if isinstance(value, functools.partial):
+            return ("partial", parts(value.func), tuple(parts(arg) for arg in value.args),
+                    tuple(sorted((name, parts(arg)) for name, arg in value.keywords.items())))
+        return value
+
+    leaves, tree = jax.tree.flatten(args)
+    key = (parts(fn), tree, tuple(str(jax.typeof(leaf)) for leaf in leaves),
+           tuple(sorted((name, repr(value)) for name, value in jax.config.values.items())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def forget_programs() -> None:
+    """Drop the programs this process keeps (the next call compiles or loads again)."""
+    _memory.clear()
+
+
+def compile_program(fn, args: tuple, cache_dir: Path | None):
+    """(compiled, status) for `jit(fn)` at `args`; status is "memory", "hit", "miss" or
+    "off".
+
+    `compiled` takes the same arguments. A program compiled before in this process for an
+    equal function and the same argument shapes is reused ("memory": a training loop that
+    estimates λ̂ at each checkpoint compiles once). Off (no directory, or a function the key
+    cannot describe) is `jax.jit(fn).lower(*args).compile()`.
     """
+    key = _memory_key(fn, args)
+    if key is not None and key in _memory:
+        _memory.move_to_end(key)
+        return _memory[key], "memory"
+    compiled, status = _compile_program(fn, args, cache_dir)
+    if key is not None:
+        _memory[key] = compiled
+        while len(_memory) > MEMORY_ENTRIES:
+            _memory.popitem(last=False)
+    return compiled, status
+
+
+def _compile_program(fn, args: tuple, cache_dir: Path | None):
     if cache_dir is None:
         return jax.jit(fn).lower(*args).compile(), "off"
     try:

@@ -15,7 +15,6 @@ from .optimum import check_optimum, optimum_warnings
 from .samplers import REGISTRY
 from .settings import as_dict
 from .summary import RunSummary
-from .targets import REGISTRY as TARGETS
 
 
 def process_dtype() -> str:
@@ -57,17 +56,33 @@ def grid_point(target_point: dict | None, sampler_point: dict | None) -> dict | 
 
 def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]:
     """(summary, traces) for one sampler of an experiment on one loaded target."""
+    return run_sampler(experiment.sampler(sampler_name), target, experiment=experiment.name,
+                       sampler_name=sampler_name,
+                       where=f"{experiment.source}: samplers.{sampler_name}")
+
+
+def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: str,
+                observe: dict | None = None) -> tuple[RunSummary, dict]:
+    """(summary, traces) of a sampler's typed settings on a target: what a sample job and
+    `lambda_hat.estimate` both run. `target` has `record`, `arrays`, `likelihood` and
+    `size_key` (`lambda_hat.targets.Target`); `observe` ({X, Y, mask}) adds each trace
+    point's per-sample (per-token) losses on those points, `observed` in the traces
+    (`lambda_hat.observables`)."""
     from .posterior import make_posterior
     from .samplers.driver import run
 
-    settings = experiment.sampler(sampler_name)
     module = REGISTRY[settings.kind]
     check_precision(settings.dtype, f"sampler {sampler_name!r} (kind {settings.kind})")
     started = time.perf_counter()
     posterior, data, loss_star, restricted_to = make_posterior(
         target, settings.beta, settings.gamma, settings.dtype, settings.restrict,
-        f"{experiment.source}: samplers.{sampler_name}.restrict")
-    output = run(module, settings, posterior, data)
+        f"{where}.restrict")
+    observing = None
+    if observe is not None:
+        observing = posterior.observation
+        points = posterior.likelihood.prepare_points(observe, data["w_star"].dtype)
+        data = {**data, "observe": points}
+    output = run(module, settings, posterior, data, observing)
     loss_star = float(loss_star)
     estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
                             markov_chain=module.MARKOV_CHAIN)
@@ -82,14 +97,14 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
                 + module.warnings(stats)
                 + optimum_warnings(optimum, estimate.llc_mean, posterior.nbeta,
-                                   posterior.gamma, TARGETS[target.kind].SIZE_KEY))
+                                   posterior.gamma, target.size_key))
     # The target's exact λ is the whole network's, not a restricted part's.
     exact = restricted_to is None
     true_llc = target.record["true_llc"] if exact else None
     ess = estimate.ess
     summary = RunSummary(
         **vars(estimate),
-        experiment=experiment.name,
+        experiment=experiment,
         target=target.record["name"],
         sampler=sampler_name,
         kind=settings.kind,
@@ -133,4 +148,11 @@ def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]
               "burn_in": np.asarray(output.burn_in), "loss_star": np.asarray(loss_star),
               **output.traces,
               **{f"warmup_{name}": value for name, value in output.warmup._asdict().items()}}
+    if observing is not None:
+        import jax
+
+        observed = traces.pop("observed")
+        at_star = jax.jit(observing)(data["w_star"], data)
+        traces.update({"observed_losses": observed["losses"], "observed_L_n": observed["loss"],
+                       "observed_losses_at_w_star": np.asarray(at_star["losses"])})
     return summary, traces

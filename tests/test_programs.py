@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lambda_hat.programs import MAGIC, Unkeyable, compile_program, program_key
+from lambda_hat.programs import (MAGIC, Unkeyable, compile_program, forget_programs,
+                                 program_key)
 from potentials import PotentialPosterior
 from support import run_cli, write_config
 
@@ -54,6 +55,8 @@ def _numpy(x):
 
 
 def _run(fn, args, cache_dir):
+    """Compile as a new process would: without the programs this one keeps."""
+    forget_programs()
     compiled, status = compile_program(fn, args, cache_dir)
     return jax.tree.map(_numpy, compiled(*args)), status
 
@@ -74,6 +77,21 @@ def test_hit_gives_the_numbers_of_a_miss_and_of_no_cache(tmp_path):
     _assert_identical(first, second)
     _assert_identical(first, plain)
     assert [p.suffix for p in tmp_path.iterdir()] == [".jaxexport"]  # no temporary left
+
+
+def test_a_process_reuses_its_program_for_an_equal_function(tmp_path):
+    settings = (("scale", 0.1), ("steps", 64), ("label", None))
+
+    def walk(posterior, settings, data, keys):
+        return _walk(posterior, dict(settings), data, keys)
+
+    first, status_first = _run(partial(walk, POSTERIOR, settings), _args(), tmp_path)
+    again, status_again = compile_program(partial(walk, POSTERIOR, tuple(settings)), _args(),
+                                          tmp_path)
+    other, status_other = compile_program(partial(walk, POSTERIOR, settings), _args(4),
+                                          tmp_path)
+    assert (status_first, status_again, status_other) == ("miss", "memory", "miss")
+    _assert_identical(first, jax.tree.map(_numpy, again(*_args())))
 
 
 @pytest.mark.parametrize("change", [

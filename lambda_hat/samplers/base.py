@@ -139,6 +139,11 @@ AUTO_EVAL_EVERY = 50
 two minibatch gradients, 4% of 50 steps."""
 
 
+def state_position(state):
+    """The draw of a BlackJAX-style state (a NamedTuple with a `position`)."""
+    return state.position
+
+
 class Kernel(NamedTuple):
     """What `build` returns; the driver runs it.
 
@@ -158,12 +163,15 @@ class Kernel(NamedTuple):
     losses (unbiased minibatch estimates) and the probe's result.
     - `vectorized`: chains by `vmap` (fixed-length steps) or one after another (`lax.map`:
       while-loops such as NUTS trees and BlackJAX's adaptation).
+    - `position(state) -> w`: the draw a state holds, where observables are evaluated
+      (None: the kernel's draws are not states, as VI's are not).
     """
 
     init: Callable
     step: Callable
     probe: Callable | None = None
     vectorized: bool = True
+    position: Callable | None = state_position
 
 
 class NoWarmup(NamedTuple):

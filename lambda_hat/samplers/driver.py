@@ -60,17 +60,26 @@ def _warmup(kernel, settings, keys, position):
     return jax.lax.map(lambda key: kernel.init(key, position), keys)
 
 
-def _draws(kernel, settings, keys, state, params):
+def _draws(kernel, settings, keys, state, params, observe=None):
     """(state, trace) of one chain over `keys`, one per trace point: a record per step, or
     per block of `trace_every` steps: the block's mean loss and the probe's check with a
-    probe; else its last draw's loss (thinning). Other fields are block means, costs sums."""
+    probe; else its last draw's loss (thinning). Other fields are block means, costs sums.
+    With `observe(w)`, the record's `observed` is its value at the trace point's draw."""
     every = settings.trace_every
 
     def steps(state, step_keys):
         return jax.lax.scan(lambda s, k: kernel.step(k, s, params), state, step_keys)
 
+    def observed(state, record):
+        if observe is not None:
+            record = {**(record if isinstance(record, dict) else record._asdict()),
+                      "observed": observe(kernel.position(state))}
+        return state, record
+
     if kernel.probe is None and every == 1:
-        return steps(state, keys)
+        if observe is None:
+            return steps(state, keys)
+        return jax.lax.scan(lambda s, k: observed(*kernel.step(k, s, params)), state, keys)
 
     def one_block(state, block_key):
         if kernel.probe is None:
@@ -78,7 +87,7 @@ def _draws(kernel, settings, keys, state, params):
             record = {name: jnp.mean(value) for name, value in infos._asdict().items()}
             record["loss"] = infos.loss[-1]
             record["grad_evals"] = jnp.sum(infos.grad_evals)
-            return state, record
+            return observed(state, record)
         steps_key, probe_key = jax.random.split(block_key)
         state, infos = steps(state, jax.random.split(steps_key, every))
         probe = kernel.probe(probe_key, state, params)
@@ -86,7 +95,7 @@ def _draws(kernel, settings, keys, state, params):
         record["grad_evals"] = jnp.sum(infos.grad_evals) + probe.grad_evals
         record.update((name, value) for name, value in probe._asdict().items()
                       if name != "grad_evals")
-        return state, record
+        return observed(state, record)
 
     return jax.lax.scan(one_block, state, keys)
 
@@ -122,10 +131,14 @@ def _start(module, settings, posterior, data, keys):
     return _strong((setup, warmup, params, jax.tree.leaves(states)))
 
 
-def _chunk(module, settings, posterior, size, data, keys, setup, params, states, start):
+def _chunk(module, settings, posterior, size, observe, data, keys, setup, params, states,
+           start):
     """The draw program: `size` trace points from trace point `start`, from the carried
-    states; returns the new state leaves and this chunk's trace (chains first)."""
+    states; returns the new state leaves and this chunk's trace (chains first). With
+    `observe(w, data)`, each trace point also records it at the point's draw (`observed`:
+    per-sample losses, vmapped over the observed points inside the program)."""
     kernel = module.build(settings, posterior.bind(data), setup)
+    at_draw = None if observe is None else partial(_observe_at, observe, data)
     # The states' tree is one chain's (the chain axis leads every leaf), from the kernel's
     # own start: the setup is an input here, so it is not traced again.
     structure = jax.tree.structure(jax.eval_shape(kernel.init, keys[0], data["w_star"])[0])
@@ -135,7 +148,7 @@ def _chunk(module, settings, posterior, size, data, keys, setup, params, states,
     def chain(key, state, params):
         point_keys = jax.random.split(key, settings.trace_points)
         return _draws(kernel, settings, jax.lax.dynamic_slice_in_dim(point_keys, start, size),
-                      state, params)
+                      state, params, at_draw)
 
     if kernel.vectorized:
         states, trace = jax.vmap(chain)(draw_keys, states, params)
@@ -144,6 +157,10 @@ def _chunk(module, settings, posterior, size, data, keys, setup, params, states,
     if not isinstance(trace, dict):
         trace = trace._asdict()
     return _strong((jax.tree.leaves(states), trace))
+
+
+def _observe_at(observe, data, w):
+    return observe(w, data)
 
 
 class Progress:
@@ -198,8 +215,10 @@ def _compiled(fn, *args):
     return compiled
 
 
-def run(module, settings, posterior, data) -> SamplerOutput:
-    """Run one sampler module with its settings on a posterior and its data."""
+def run(module, settings, posterior, data, observe=None) -> SamplerOutput:
+    """Run one sampler module with its settings on a posterior and its data; with
+    `observe(w, data)` (a pure function, data passed in so it is not embedded), the trace's
+    `observed` holds its value at each trace point's draw."""
     keys = chain_keys(settings.seed, settings.chains)
     points = settings.trace_points
     size = chunk_size(points)
@@ -214,8 +233,8 @@ def run(module, settings, posterior, data) -> SamplerOutput:
     progress.warmed_up(sample_seconds)
     clock = time.perf_counter()
     first = jnp.asarray(0, jnp.int32)
-    step = _compiled(partial(_chunk, module, settings, posterior, size), data, keys, setup,
-                     params, states, first)
+    step = _compiled(partial(_chunk, module, settings, posterior, size, observe), data, keys,
+                     setup, params, states, first)
     compile_seconds += time.perf_counter() - clock
     chunks, count = [], points // size
     until = settings.until if module.MARKOV_CHAIN else None
@@ -244,8 +263,7 @@ def run(module, settings, posterior, data) -> SamplerOutput:
                          until.r_hat, found["ess"], until.ess)
                 break
     sample_seconds += time.perf_counter() - clock
-    trace = {name: np.concatenate([chunk[name] for chunk in chunks], axis=1)
-             for name in chunks[0]}
+    trace = jax.tree.map(lambda *parts: np.concatenate(parts, axis=1), *chunks)
     setup, warmup, params = jax.tree.map(np.asarray, (setup, warmup, params))
     loss = trace.pop("loss")
     per_point = np.mean(np.asarray(trace["grad_evals"], np.float64), axis=0)

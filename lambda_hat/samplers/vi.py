@@ -200,7 +200,7 @@ def build(settings: Settings, posterior, setup: Setup) -> Kernel:
         return params, StepInfo(loss, log_target - mixture_logpdf(u, params),
                                 posterior.loss_eval_cost)
 
-    return Kernel(init=init, step=step)
+    return Kernel(init=init, step=step, position=None)
 
 
 def importance_check(loss, log_weight, nbeta) -> dict:

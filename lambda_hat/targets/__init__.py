@@ -62,6 +62,11 @@ class Target:
         return self.record["config"]["model"]["kind"]
 
     @property
+    def size_key(self) -> str:
+        """The setting that sets n, for warnings that ask for more data."""
+        return REGISTRY[self.kind].SIZE_KEY
+
+    @property
     def likelihood(self):
         config = self.record["config"]
         return REGISTRY[self.kind].likelihood(model_of(config["model"]), config)

@@ -5,12 +5,13 @@ The file (a path relative to the working directory) defines a function called as
 
 - `apply(params, x) -> outputs`: a pure JAX function;
 - `params`: any pytree (Flax and Equinox parameters are pytrees of arrays too), taken as w*;
-  flattened to one vector with `jax.flatten_util.ravel_pytree`. Without it, w* is
+  flattened to one vector (`lambda_hat.functional.Layout`). Without it, w* is
   `init_params` trained with the target's `training:` settings (Adam by default);
 - `init_params`: the pytree training starts from, when `params` is absent;
-- `x` and `y`: arrays, one row per data point;
+- `x` and `y`: arrays, one row per data point (a sequence, for a sequence model);
 - `loss`: `"mse"` (squared error summed over outputs, averaged over points) or
-  `"cross_entropy"` (integer labels `y`, logit outputs);
+  `"cross_entropy"` (integer labels `y`, logit outputs; logits [n, seq, vocab] with labels
+  [n, seq] for a sequence model, with an optional `mask` [n, seq] of the tokens that count);
 - `checkpoints` (optional): a mapping from a name to params, the points along training that
   the target's `checkpoints: [names]` select. Without it, a target trained here takes
   training steps as its checkpoints.
@@ -31,9 +32,8 @@ from typing import Literal
 
 import numpy as np
 
-from .common import HELDOUT_POINTS, Built, squared_error, train
-
-LOSSES = ("mse", "cross_entropy")
+from ..functional import LOSSES
+from .common import HELDOUT_POINTS, Built, train
 
 
 @dataclass(frozen=True)
@@ -127,43 +127,32 @@ def _made(entry: str, digest: str, options: str, seed: int) -> dict:
 
 
 def _check_shapes(made: dict, entry: str) -> None:
-    """x, y and apply's outputs agree (abstractly: no computation), and labels are classes."""
-    import jax
-
+    """x, y, the mask and apply's outputs agree (abstractly: no computation), and labels
+    are classes."""
     from ..errors import ArtifactError
+    from ..functional import check_points
 
-    x, y = np.asarray(made["x"]), np.asarray(made["y"])
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ArtifactError(f"{entry}: x has shape {x.shape} and y {y.shape}: they need one "
-                            "row per data point")
-    params = made.get("params", made.get("init_params"))
-    try:
-        outputs = jax.eval_shape(made["apply"], params, jax.ShapeDtypeStruct(x.shape, x.dtype))
-    except Exception as exc:
-        raise ArtifactError(f"{entry}: apply(params, x) raised {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    if not hasattr(outputs, "shape") or outputs.shape[:1] != (len(x),):
-        raise ArtifactError(f"{entry}: apply(params, x) returned "
-                            f"{getattr(outputs, 'shape', type(outputs).__name__)}, not one row "
-                            f"per point of x ({len(x)})")
-    if made["loss"] == "mse":
-        if int(np.prod(outputs.shape)) != y.size:
-            raise ArtifactError(f"{entry}: apply(params, x) has shape {outputs.shape}, y "
-                                f"{y.shape}: mse needs one output per target value")
-        return
-    if len(outputs.shape) != 2 or y.ndim != 1:
-        raise ArtifactError(f"{entry}: cross_entropy needs logits (n, classes) and labels "
-                            f"(n,); got {outputs.shape} and {y.shape}")
-    classes = outputs.shape[1]
-    if not np.all(np.mod(y, 1) == 0) or y.min() < 0 or y.max() >= classes:
-        raise ArtifactError(f"{entry}: labels y must be integers in 0..{classes - 1} (the "
-                            f"logits' classes); found {y.min()}..{y.max()}")
+    problems = check_points(made["apply"], made.get("params", made.get("init_params")),
+                            made["x"], made["y"], made["loss"], made.get("mask"))
+    if problems:
+        raise ArtifactError(f"{entry}: {problems[0]}")
+
+
+@lru_cache(maxsize=8)
+def _function(entry: str, digest: str, options: str, seed: int):
+    """The returned function and params as a likelihood (one per process and content)."""
+    from ..functional import FunctionLikelihood, Layout
+
+    made = _made(entry, digest, options, seed)
+    return FunctionLikelihood(made["apply"], made["loss"],
+                              Layout.of(made.get("params", made.get("init_params"))))
 
 
 @dataclass(frozen=True)
 class UserModel:
-    """The user's model with its loss over one flat parameter vector. `digest` (of the
-    file) and the options identify it, for caches and reruns."""
+    """The user's model with its loss over one flat parameter vector
+    (`lambda_hat.functional`). `digest` (of the file) and the options identify it, for
+    caches and reruns."""
 
     entry: str
     options: str
@@ -176,67 +165,35 @@ class UserModel:
         return _made(self.entry, self.digest, self.options, self.seed)
 
     @property
-    def unravel(self):
-        from jax.flatten_util import ravel_pytree
+    def function(self):
+        return _function(self.entry, self.digest, self.options, self.seed)
 
-        made = self.made
-        return ravel_pytree(made.get("params", made.get("init_params")))[1]
+    @property
+    def unravel(self):
+        return self.function.layout.unflatten
 
     @property
     def num_params(self) -> int:
-        from jax.flatten_util import ravel_pytree
-
-        made = self.made
-        return int(ravel_pytree(made.get("params", made.get("init_params")))[0].size)
+        return self.function.num_params
 
     def parameter_groups(self) -> list:
-        """Each leaf of the params pytree, by its path (`params/Dense_0/kernel`), in the
-        order `ravel_pytree` lays them out; the layer is the first path entry when that is
-        a list index (params given as a list of layers)."""
-        import jax
-
-        from ..restrict import Group
-
-        made = self.made
-        leaves = jax.tree_util.tree_flatten_with_path(made.get("params",
-                                                               made.get("init_params")))[0]
-        groups, offset = [], 0
-        for path, leaf in leaves:
-            names = [str(getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))))
-                     for key in path]
-            first = path[0] if path else None
-            layer = first.idx if isinstance(first, jax.tree_util.SequenceKey) else None
-            size = int(np.size(leaf))
-            groups.append(Group("/".join(names), offset, offset + size, layer))
-            offset += size
-        return groups
+        """Each leaf of the params pytree, by its path (`params/Dense_0/kernel`), in
+        `jax.tree` order; the layer is the first path entry when that is a list index."""
+        return self.function.parameter_groups()
 
     loss_eval_cost = 0.5
 
-    def _loss(self, w, X, Y):
-        import jax
-        import jax.numpy as jnp
-
-        outputs = self.made["apply"](self.unravel(w), X)
-        if self.made["loss"] == "mse":
-            return squared_error(outputs.reshape(len(X), -1), Y.reshape(len(X), -1))
-        log_probs = jax.nn.log_softmax(outputs, axis=-1)
-        labels = Y.astype(jnp.int32).reshape(-1)
-        return -jnp.take_along_axis(log_probs, labels[:, None], axis=-1).mean()
-
     def loss(self, w, data):
-        return self._loss(w, data["X"], data["Y"])
+        return self.function.loss(w, data)
 
     def batch_loss(self, w, data, index):
-        return self._loss(w, data["X"][index], data["Y"][index])
+        return self.function.batch_loss(w, data, index)
+
+    def point_losses(self, w, data):
+        return self.function.point_losses(w, data)
 
     def prepare(self, arrays: dict, dtype) -> dict:
-        import jax.numpy as jnp
-
-        labels = self.made["loss"] == "cross_entropy"
-        return {"X": jnp.asarray(arrays["X"], dtype),
-                "Y": jnp.asarray(arrays["Y"], jnp.int32 if labels else dtype),
-                "w_star": jnp.asarray(arrays["w_star"], dtype)}
+        return self.function.prepare({**arrays, "mask": self.made.get("mask")}, dtype)
 
 
 def likelihood(model: Model, config: dict) -> UserModel:
@@ -244,9 +201,9 @@ def likelihood(model: Model, config: dict) -> UserModel:
                      _digest(entry_file(model)))
 
 
-def _returned_checkpoint(made: dict, name, size: int, where: str):
+def _returned_checkpoint(made: dict, name, layout, where: str, dtype):
     """The flat params of the checkpoint the config names, from the returned mapping."""
-    from jax.flatten_util import ravel_pytree
+    import jax
 
     from ..errors import ArtifactError
 
@@ -254,16 +211,19 @@ def _returned_checkpoint(made: dict, name, size: int, where: str):
     if str(name) not in by_name:
         raise ArtifactError(f"{where}.checkpoints: {name!r} is not a checkpoint the function "
                             f"returns ({', '.join(by_name)})")
-    flat = ravel_pytree(by_name[str(name)])[0]
-    if flat.size != size:
+    params = by_name[str(name)]
+    if jax.tree.structure(params) != layout.treedef:
+        raise ArtifactError(f"{where}.checkpoints: checkpoint {name!r} is a "
+                            f"{jax.tree.structure(params)}, the params a {layout.treedef}")
+    flat = layout.flatten(params, dtype)
+    if flat.size != layout.size:
         raise ArtifactError(f"{where}.checkpoints: checkpoint {name!r} has {flat.size} "
-                            f"parameters, the model {size}")
+                            f"parameters, the model {layout.size}")
     return flat
 
 
 def build(model: Model, config: dict, where: str, dtype) -> Built:
     import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
 
     from ..errors import ArtifactError
 
@@ -278,7 +238,8 @@ def build(model: Model, config: dict, where: str, dtype) -> Built:
     trained_here = "params" not in made or config["w_star"] == "trained"
     training = config["training"]
     if "checkpoint" in config and "checkpoints" in made:
-        w_star = _returned_checkpoint(made, config["checkpoint"], user.num_params, where)
+        w_star = _returned_checkpoint(made, config["checkpoint"], user.function.layout, where,
+                                      dtype)
         trained_here = False
     elif "checkpoint" in config:
         if not trained_here or not isinstance(config["checkpoint"], int):
@@ -288,11 +249,11 @@ def build(model: Model, config: dict, where: str, dtype) -> Built:
                 "no params returned)")
         training = {**training, "steps": config["checkpoint"]}
     elif not trained_here:
-        w_star = ravel_pytree(made["params"])[0]
+        w_star = user.function.layout.flatten(made["params"], dtype)
     if trained_here:
-        start = ravel_pytree(made.get("params", made.get("init_params")))[0]
-        w_star, history = train(lambda w: user.loss(w, data), jnp.asarray(start, dtype),
-                                training)
+        start = user.function.layout.flatten(made.get("params", made.get("init_params")),
+                                             dtype)
+        w_star, history = train(lambda w: user.loss(w, data), jnp.asarray(start), training)
         final_loss = float(history[-1]) if len(history) else None
         trained_history = np.asarray(history)
     arrays = {"w_star": np.asarray(w_star, np.dtype(dtype)), "X": X, "Y": Y}
