@@ -132,6 +132,76 @@ def geometry_warnings(config_path: str) -> dict:
     return found
 
 
+def api_and_pipeline(out_dir: str, sampler: dict, entry: str, options: dict,
+                     from_stored: bool) -> dict:
+    """λ̂ of one sampler entry on the python target `entry` through the pipeline's runner
+    (the target built in a float64 process beforehand, under out_dir/t) and through
+    `lambda_hat.estimate` on the same function, params and data: the function's own
+    (`from_stored` False) or the stored target's arrays (a float32 process makes other
+    random numbers than the float64 build did)."""
+    import importlib.util
+
+    import lambda_hat
+    from lambda_hat.config import Experiment
+    from lambda_hat.runner import sample_run
+    from lambda_hat.targets import load_target
+
+    target_entry = {"model": {"kind": "python", "entry": entry, "options": options}}
+    raw = {"targets": {"t": target_entry}, "samplers": {"s": sampler}}
+    target = load_target(Path(out_dir) / "t")
+    summary, traces = sample_run(Experiment(raw, "<test>"), "s", target)
+    spec = importlib.util.spec_from_file_location("user_model", entry.rpartition(":")[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made = getattr(module, entry.rpartition(":")[2])(seed=0, **options)
+    params, data = made["params"], (made["x"], made["y"])
+    if from_stored:
+        params = target.likelihood.function.layout.unflatten(target.arrays["w_star"])
+        data = (target.arrays["X"], target.arrays["Y"])
+    settings = {key: value for key, value in sampler.items() if key != "kind"}
+    result = lambda_hat.estimate(made["apply"], params, data, loss=made["loss"],
+                                 sampler=sampler["kind"], **settings)
+    return {"pipeline": summary.llc_mean, "api": result.llc,
+            "same_trace": bool(np.array_equal(traces["loss"], result.traces["loss"])),
+            "dtype": result.summary.dtype}
+
+
+def observables_on_linear_regression(seeds: list, points: int) -> list:
+    """Per seed: HMC's per-sample λ̂ᵢ, BIF and susceptibility on the first `points` points
+    of a least-squares regression (run this in float64), with their MCSE and the exact
+    values. L_n is exactly quadratic around the least-squares w*, so the localized posterior
+    is N(w*, Σ), Σ = (nβH + γI)⁻¹, H = 2XᵀX/n, and with rᵢ = yᵢ − xᵢᵀw*, Sᵢⱼ = xᵢᵀΣxⱼ:
+    E[ℓᵢ] − ℓᵢ(w*) = Sᵢᵢ, Cov(ℓᵢ, ℓⱼ) = 4rᵢrⱼSᵢⱼ + 2Sᵢⱼ² (Gaussian moments) and
+    Cov(L_n, ℓᵢ − L_n) = xᵢᵀΣHΣxᵢ − ½ tr((HΣ)²)."""
+    import lambda_hat
+
+    results = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        n, d = 400, 3
+        X = rng.normal(size=(n, d))
+        Y = X @ rng.normal(size=(d, 1)) + 0.5 * rng.normal(size=(n, 1))
+        fit = np.linalg.lstsq(X, Y, rcond=None)[0]
+        result = lambda_hat.estimate(lambda params, x: x @ params["w"], {"w": fit}, (X, Y),
+                                     sampler="hmc", chains=8, warmup=300, draws=2000,
+                                     seed=seed, observe=list(range(points)))
+        nbeta, gamma = result.summary.nbeta, result.summary.gamma
+        H = 2 * X.T @ X / n
+        sigma = np.linalg.inv(nbeta * H + gamma * np.eye(d))
+        x, r = X[:points], (Y - X @ fit)[:points, 0]
+        S = x @ sigma @ x.T
+        HS = H @ sigma
+        exact = {"per_sample_llc": nbeta * np.diag(S),
+                 "bif": -(4 * np.outer(r, r) * S + 2 * S * S),
+                 "susceptibility": -nbeta * (np.einsum("id,de,ei->i", x, sigma @ HS, x.T)
+                                             - 0.5 * np.trace(HS @ HS))}
+        observables = result.observables
+        found = {name: getattr(observables, name)() for name in exact}
+        results.append({name: {"value": found[name].value, "mcse": found[name].mcse,
+                               "exact": exact[name]} for name in exact})
+    return results
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
