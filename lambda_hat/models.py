@@ -63,10 +63,12 @@ class Network:
 
         groups, offset = [], 0
         for layer, (fan_in, fan_out) in enumerate(self.layer_shapes):
-            groups.append(Group(f"{layer}/weight", offset, offset + fan_in * fan_out, layer))
+            groups.append(Group(f"{layer}/weight", offset, offset + fan_in * fan_out, layer,
+                                (fan_in, fan_out)))
             offset += fan_in * fan_out
             if self.bias:
-                groups.append(Group(f"{layer}/bias", offset, offset + fan_out, layer))
+                groups.append(Group(f"{layer}/bias", offset, offset + fan_out, layer,
+                                    (fan_out,)))
                 offset += fan_out
         return groups
 
