@@ -149,11 +149,13 @@ class FunctionLikelihood:
                                      if key in data}).mean()
 
     def prepare_points(self, arrays: dict, dtype) -> dict:
-        """X, Y (integer labels for cross_entropy) and the mask, as the program takes them."""
+        """X, Y (integer labels for cross_entropy) and the mask, as the program takes them.
+        Integer inputs (token ids) stay integers; real ones take the sampler's precision."""
         import jax.numpy as jnp
 
         labels = self.loss_kind == "cross_entropy"
-        prepared = {"X": jnp.asarray(arrays["X"], dtype),
+        tokens = np.asarray(arrays["X"]).dtype.kind in "iu"
+        prepared = {"X": jnp.asarray(arrays["X"], jnp.int32 if tokens else dtype),
                     "Y": jnp.asarray(arrays["Y"], jnp.int32 if labels else dtype)}
         if arrays.get("mask") is not None:
             prepared["mask"] = jnp.asarray(arrays["mask"], bool)

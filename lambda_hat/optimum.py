@@ -93,6 +93,8 @@ def _ratio_needed(curvatures: np.ndarray, budget: float) -> float:
     """The smallest nβ/γ at which the suppression is at most `budget` (bisection in log)."""
     low, high = 0.0, 1.0
     while _suppression(curvatures, high) > budget:
+        if high > 1e30:
+            return math.inf
         low, high = high, high * 10
     for _ in range(60):
         middle = math.sqrt(max(low, 1e-300) * high) if low > 0 else high / 2
@@ -138,7 +140,7 @@ def check_optimum(posterior, data, llc: float | None = None) -> Optimum:
     suppression = _suppression(curved, nbeta / gamma)
     needed = None
     if curved.size:
-        unlocalized = (llc if llc is not None else 0.0) + suppression
+        unlocalized = max(llc or 0.0, 0.0) + suppression
         if suppression > WARN_FRACTION * unlocalized:
             needed = _ratio_needed(curved, WARN_FRACTION * unlocalized)
     return Optimum(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 
 import numpy as np
 
@@ -79,7 +80,9 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         f"{where}.restrict")
     observing = None
     if observe is not None:
-        observing = posterior.observation
+        # a partial, not the bound method: bound methods compare their posterior by
+        # identity, so each call's program would be compiled anew
+        observing = partial(type(posterior).observation, posterior)
         points = posterior.likelihood.prepare_points(observe, data["w_star"].dtype)
         data = {**data, "observe": points}
     output = run(module, settings, posterior, data, observing)

@@ -202,6 +202,64 @@ def observables_on_linear_regression(seeds: list, points: int) -> list:
     return results
 
 
+def sequence_model_run() -> dict:
+    """A toy sequence model (logits [n, seq, vocab], labels [n, seq], a mask keeping the last
+    two tokens) through `lambda_hat.estimate` with observed points, twice: at w* and at a
+    second point of the same shapes (a later checkpoint). Reports L_n against NumPy, the
+    observables' shapes, and how many programs each call compiled."""
+    import jax
+
+    import lambda_hat
+    from lambda_hat import programs
+    from lambda_hat.functional import FunctionLikelihood, Layout
+
+    rng = np.random.default_rng(0)
+    n, seq, vocab, width = 64, 4, 5, 3
+    x = rng.integers(0, vocab, size=(n, seq))
+    y = rng.integers(0, vocab, size=(n, seq))
+    mask = np.zeros((n, seq), bool)
+    mask[:, 2:] = True
+    params = {"embed": rng.normal(size=(vocab, width)), "out": rng.normal(size=(width, vocab))}
+
+    def apply(params, tokens):
+        return params["embed"][tokens] @ params["out"]
+
+    logits = params["embed"][x] @ params["out"]
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    tokens = -np.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
+    expected = float(((tokens * mask).sum(axis=1) / mask.sum(axis=1)).mean())
+    layout = Layout.of(params)
+    likelihood = FunctionLikelihood(apply, "cross_entropy", layout)
+    data = likelihood.prepare({"X": x, "Y": y, "mask": mask,
+                               "w_star": layout.flatten(params, np.float32)}, np.float32)
+    found = float(jax.jit(likelihood.loss)(data["w_star"], data))
+
+    compiled = []
+    original = programs._compile_program
+
+    def counting(fn, args, cache_dir):
+        compiled.append(getattr(fn, "func", fn).__name__)
+        return original(fn, args, cache_dir)
+
+    programs._compile_program = counting
+    counts, results = [], []
+    for scale in (1.0, 1.1):
+        before = len(compiled)
+        moved = jax.tree.map(lambda leaf: leaf * scale, params)
+        results.append(lambda_hat.estimate(apply, moved, (x, y, mask), loss="cross_entropy",
+                                           sampler="sgld", steps=400, observe=[0, 1, 2]))
+        counts.append(len(compiled) - before)
+    observables = results[0].observables
+    per_token = observables.per_token_llc().value
+    return {"loss": found, "expected": expected, "compiled": counts,
+            "llc": [result.llc for result in results],
+            "losses_shape": list(observables.losses.shape),
+            "per_token_finite": np.isfinite(per_token).tolist(),
+            "per_sample": observables.per_sample_llc().value,
+            "per_token_mean": np.nanmean(per_token, axis=1)}
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}

@@ -49,6 +49,21 @@ def test_observables_match_the_gaussian_posteriors_closed_forms():
         assert np.median(np.asarray(llc["mcse"]) / np.asarray(llc["exact"])) < 0.1
 
 
+def test_a_sequence_model_with_a_mask_and_a_second_checkpoint_reusing_the_programs():
+    """Logits [n, seq, vocab] against labels [n, seq], a mask keeping the last two tokens:
+    L_n is the mean over sequences of the masked mean token loss (as NumPy computes it); the
+    per-token λ̂ is there for kept tokens only and averages to the per-sample λ̂; a second
+    call at other params of the same shapes compiles nothing."""
+    found = run_isolated("sequence_model_run", "float32")
+    assert found["loss"] == pytest.approx(found["expected"], rel=1e-5)
+    chains, draws, points, tokens = found["losses_shape"]
+    assert (points, tokens) == (3, 4) and chains == 4 and draws > 0
+    assert found["per_token_finite"] == [[False, False, True, True]] * 3
+    np.testing.assert_allclose(found["per_sample"], found["per_token_mean"], rtol=1e-6)
+    assert found["compiled"][0] >= 2 and found["compiled"][1] == 0, found["compiled"]
+    assert found["llc"][0] != found["llc"][1]
+
+
 def _apply(params, x):
     return x @ params["w"]
 

@@ -89,6 +89,10 @@ def test_a_dominant_localizer_is_flagged_with_what_to_change():
     assert optimum.optimum_warnings(stiff, 5.0, 100.0, 1.0) == []
     flat = geometry([10.0] * 5 + [0.0] * 5, [0.0] * 10, llc=2.5)
     assert flat.flat_directions == 5 and optimum.optimum_warnings(flat, 2.5, 100.0, 1.0) == []
+    # a negative λ̂ (w* far from a minimum) budgets from the suppression alone, and returns
+    negative = geometry(h, [0.0] * 10, nbeta=100.0, gamma=1.0, llc=-40.0)
+    assert optimum._suppression(np.asarray(h), negative.nbeta_over_gamma_needed) == \
+        pytest.approx(optimum.WARN_FRACTION * 2.5, rel=1e-3)
 
 
 def test_a_non_stationary_or_saddle_w_star_is_flagged():
