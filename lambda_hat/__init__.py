@@ -5,7 +5,9 @@
 """
 
 from .api import Result, estimate
-from .observables import Observables
+from .errors import ConfigError, LambdaHatError, PrecisionError, SamplingFailed
+from .observables import Figure, Observables
 
-__all__ = ["Observables", "Result", "estimate"]
+__all__ = ["ConfigError", "Figure", "LambdaHatError", "Observables", "PrecisionError", "Result",
+           "SamplingFailed", "estimate"]
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ so a new kind's keys are checked without editing the schema file, which types th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import math
@@ -211,6 +212,10 @@ def _sampler_problems(given: dict, settings, sizes: dict) -> list:
     return problems
 
 
+MASK_STANDIN = "*"
+"""What a mask function of `restrict` is checked as (a path), before its own check."""
+
+
 def sampler_settings(given: dict, where: str, n: int | None = None):
     """The typed settings of one sampler entry given outside a file (`lambda_hat.estimate`),
     checked as an entry of a file is; ConfigError lists every problem, each naming `where`
@@ -219,6 +224,11 @@ def sampler_settings(given: dict, where: str, n: int | None = None):
     if kind not in SAMPLERS:
         raise ConfigError([f"{where}: unknown sampler kind {kind!r}; known: "
                            f"{', '.join(sorted(SAMPLERS))}"])
+    restrict = given.get("restrict")
+    masks = isinstance(restrict, (list, tuple)) and any(map(callable, restrict))
+    if masks:  # mask functions are checked against the leaves when the posterior is made
+        given = {**given, "restrict": [MASK_STANDIN if callable(entry) else entry
+                                       for entry in restrict]}
     plain = json.loads(json.dumps(given, default=list))  # tuples as the lists a file has
     problems = _validate(plain, _closed(SAMPLERS[kind].Settings), [],
                          {(): (f"{kind} sampler", "not a setting of")})
@@ -227,7 +237,7 @@ def sampler_settings(given: dict, where: str, n: int | None = None):
         problems = _sampler_problems(plain, settings, {"data": n})
     if problems:
         raise ConfigError(_lines(problems, where))
-    return settings
+    return dataclasses.replace(settings, restrict=tuple(restrict)) if masks else settings
 
 
 def _checkpoint_problems(raw: dict, name: str) -> list:

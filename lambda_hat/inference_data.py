@@ -110,6 +110,7 @@ def _attrs(summary: RunSummary) -> dict[str, str | int | float]:
 def to_inference_data(run_dir: str | os.PathLike) -> arviz.InferenceData:
     """The run in `run_dir` as an `arviz.InferenceData` (`inference_data_of`)."""
     run_dir = Path(run_dir)
+    import_arviz()  # the missing extra is named before any file is read
     summary = read_summary(run_dir / "summary.json")
     trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in"))
     return inference_data_of(summary, trace, str(run_dir))

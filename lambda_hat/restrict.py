@@ -238,6 +238,15 @@ class Restricted:
         base = data["base"]
         return self.likelihood.batch_loss(self.full(u, base["w_star"]), base, index)
 
+    def observed_losses(self, u, points: dict, data: dict):
+        """The base likelihood's per-point (per-token) losses at w* with the free runs u:
+        observables of a restricted posterior (its susceptibilities)."""
+        base = data["base"]
+        return self.likelihood.observed_losses(self.full(u, base["w_star"]), points, base)
+
+    def prepare_points(self, arrays: dict, dtype) -> dict:
+        return self.likelihood.prepare_points(arrays, dtype)
+
     def prepare(self, arrays: dict, dtype) -> dict:
         import jax.numpy as jnp
 

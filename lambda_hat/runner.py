@@ -73,7 +73,7 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
     from .samplers.driver import run
 
     module = REGISTRY[settings.kind]
-    check_precision(settings.dtype, f"sampler {sampler_name!r} (kind {settings.kind})")
+    check_precision(settings.dtype, f"{where}: sampler {sampler_name!r} (kind {settings.kind})")
     started = time.perf_counter()
     posterior, data, loss_star, restricted_to = make_posterior(
         target, settings.beta, settings.gamma, settings.dtype, settings.restrict,
@@ -114,7 +114,7 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         markov_chain=module.MARKOV_CHAIN,
         loss_trace=module.LOSS_TRACE,
         trace_every=settings.trace_every,
-        settings=as_dict(settings),
+        settings=_recorded(settings),
         seed=settings.seed,
         dtype=str(output.loss.dtype),
         n=posterior.n,
@@ -159,3 +159,13 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         traces.update({"observed_losses": observed["losses"], "observed_L_n": observed["loss"],
                        "observed_losses_at_w_star": np.asarray(at_star["losses"])})
     return summary, traces
+
+
+def _recorded(settings) -> dict:
+    """The settings as the summary records them: a mask function of `restrict` by its name
+    (`mask:<name>`), so the record stays JSON."""
+    recorded = as_dict(settings)
+    if recorded.get("restrict"):
+        recorded["restrict"] = [f"mask:{getattr(entry, '__name__', repr(entry))}"
+                                if callable(entry) else entry for entry in recorded["restrict"]]
+    return recorded

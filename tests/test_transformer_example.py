@@ -13,7 +13,10 @@ process at a reduced size (p = 11, d_model = 8, 2 heads).
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -192,3 +195,30 @@ def test_sgld_on_a_checkpoint_gives_a_finite_llc(trained):
     assert 0 < summary.llc_mean < summary.d / 2
     assert summary.chains_failed == 0
     assert np.all(np.isfinite(traces["loss"]))
+
+
+@pytest.mark.slow
+def test_the_api_script_gives_lambda_hat_per_checkpoint_per_head_and_per_token():
+    """examples/transformer_api.py --small (p = 7, d_model 8, 2 heads): λ̂ at two
+    checkpoints of its own training loop, each head's restricted λ̂ over exactly that head's
+    slices of the fused leaves (4 · d_model · d_head parameters), below the whole network's,
+    and per-token λ̂ at all three positions of the observed sequences."""
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "transformer_api.py"),
+                           "--small", "--json"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    steps = [row["step"] for row in found["checkpoints"]]
+    assert steps == [50, 400]
+    assert all(math.isfinite(row["llc"]) for row in found["checkpoints"])
+    final = found["checkpoints"][-1]["llc"]
+    d_head = 8 // 2
+    for row in found["heads"]:
+        assert row["d"] == 4 * 8 * d_head
+        assert row["restricted_to"] == [f"blocks_0/attn/{leaf}[:, {row['head']}, :]"
+                                        for leaf in ("query", "key", "value")] + [
+            f"blocks_0/attn/output[{row['head']}, ...]"]
+        assert 0 < row["llc"] < final
+    per_token = np.asarray(found["per_token"])
+    assert per_token.shape == (8, 3) and np.isfinite(per_token).all()
