@@ -24,7 +24,7 @@ import lambda_hat
 SIZES = {"full": {"p": 23, "d_model": 16, "heads": 4, "training_steps": 1000,
                   "checkpoints": (20, 50, 100, 150, 200, 400, 1000), "sgld_steps": 10000},
          "small": {"p": 7, "d_model": 8, "heads": 2, "training_steps": 400,
-                   "checkpoints": (50, 400), "sgld_steps": 1500}}
+                   "checkpoints": (50, 400), "sgld_steps": 1000}}
 SAMPLER = {"sampler": "sgld", "batch_size": 256, "gamma": 100.0, "seed": 0}
 """config/transformer.yaml's SGLD (γ = 100: why, there)."""
 LEAVES = ("query", "key", "value")
