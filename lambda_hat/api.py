@@ -168,6 +168,5 @@ def estimate(apply: Callable, params, data, *, loss: str = "mse", sampler: str =
     if observed is not None:
         from .observables import Observables
 
-        observables = Observables.from_trace(traces, summary.burn_in, summary.nbeta,
-                                             observed["mask"])
+        observables = Observables.from_trace(traces, summary.burn_in, summary.nbeta)
     return Result(summary, traces, observables)

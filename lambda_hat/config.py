@@ -80,7 +80,9 @@ def _message(error) -> str:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown key(s) {', '.join(map(repr, extra))}"
     if error.validator in ("type", "anyOf", "pattern") and isinstance(error.instance, str):
-        message = f"{error.instance!r} is text, expected a number"
+        words = re.fullmatch(r"\^\((.*)\)\$", error.schema.get("pattern", ""))
+        message = f"{error.instance!r} is text, expected a number" + (
+            f" or {words.group(1).replace('|', ', ')}" if words else "")
         if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", error.instance):
             message += " (YAML reads 1e-5 as text: write 1.0e-5)"
         return message
@@ -192,9 +194,16 @@ def _semantic_problems(raw: dict, samplers: dict) -> list:
                          "pip install 'lambda-hat[arviz]'"))
     sizes = {target_name: _resolve_target(raw, target_name).get("data", {}).get("n")
              for target_name in raw.get("targets") or {}}  # None: the target makes its own
+    kinds = {target_name: target["model"]["kind"]
+             for target_name, target in (raw.get("targets") or {}).items()}
     for name, given in (raw.get("samplers") or {}).items():
         problems += [(["samplers", name, *path], message) for path, message
                      in _sampler_problems(given, samplers[name], sizes)]
+        if samplers[name].observe is not None:
+            problems += [(["samplers", name, "observe"], f"target {target_name!r} is a {kind} "
+                          "target: it has no data points whose losses a run could record")
+                         for target_name, kind in kinds.items()
+                         if not TARGETS[kind].OBSERVABLE]
     return problems
 
 
@@ -209,6 +218,14 @@ def _sampler_problems(given: dict, settings, sizes: dict) -> list:
                       f"{target_name!r} needs replacement: true")
                      for target_name, n in sizes.items()
                      if n is not None and settings.smallest_n > n]
+    if settings.observe is not None and not SAMPLERS[settings.kind].MARKOV_CHAIN:
+        problems.append((["observe"], f"a {settings.kind} run has no chain of draws to "
+                         "observe; use an MCMC sampler"))
+    if isinstance(settings.observe, int):
+        problems += [(["observe"], f"{settings.observe} points asked but target "
+                      f"{target_name!r} has n = {n}")
+                     for target_name, n in sizes.items()
+                     if n is not None and settings.observe > n]
     return problems
 
 

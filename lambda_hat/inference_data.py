@@ -34,7 +34,8 @@ STAT_NAMES = {
 """trace.npz names -> ArviZ's conventional sample_stats names; other per-draw arrays
 (`mala_acceptance`, `log_weight`, `grad_evals`) keep their own."""
 
-NOT_STATS = frozenset({"loss", "grad_evals_at", "burn_in", "loss_star", "observed_L_n"})
+NOT_STATS = frozenset({"loss", "grad_evals_at", "burn_in", "loss_star", "observed_L_n",
+                       "observed_losses_at_w_star", "observed_mask"})
 
 
 def import_arviz() -> ModuleType:

@@ -54,13 +54,33 @@ class Observables:
     """The tokens that count, [points, tokens] (sequence models; None: all)."""
 
     @classmethod
-    def from_trace(cls, trace: dict, burn_in: int, nbeta: float, mask=None) -> "Observables":
+    def from_trace(cls, trace: dict, burn_in: int, nbeta: float) -> "Observables":
         """From a run's traces (`observed_losses`, `observed_L_n`,
-        `observed_losses_at_w_star`), dropping the burn-in."""
+        `observed_losses_at_w_star` and, for a masked sequence model, `observed_mask`),
+        dropping the burn-in."""
+        mask = trace.get("observed_mask")
         return cls(np.asarray(trace["observed_losses"], np.float64)[:, burn_in:],
                    np.asarray(trace["observed_losses_at_w_star"], np.float64),
                    np.asarray(trace["observed_L_n"], np.float64)[:, burn_in:],
                    float(nbeta), None if mask is None else np.asarray(mask, bool))
+
+    @classmethod
+    def from_run(cls, run_dir) -> "Observables":
+        """From a pipeline run's directory (`runs/<target>/<sampler>/`, whose sampler set
+        `observe:`)."""
+        from pathlib import Path
+
+        from .artifacts import read_npz
+        from .errors import ArtifactError
+        from .summary import read_summary
+
+        run_dir = Path(run_dir)
+        summary = read_summary(run_dir / "summary.json")
+        trace = read_npz(run_dir / "trace.npz", required=("loss", "burn_in"))
+        if "observed_losses" not in trace:
+            raise ArtifactError(f"{run_dir / 'trace.npz'}: the run observed no points (set "
+                                f"observe: in sampler {summary.sampler!r}'s entry)")
+        return cls.from_trace(trace, summary.burn_in, summary.nbeta)
 
     @property
     def sequences(self) -> bool:

@@ -57,9 +57,28 @@ def grid_point(target_point: dict | None, sampler_point: dict | None) -> dict | 
 
 def sample_run(experiment, sampler_name: str, target) -> tuple[RunSummary, dict]:
     """(summary, traces) for one sampler of an experiment on one loaded target."""
-    return run_sampler(experiment.sampler(sampler_name), target, experiment=experiment.name,
-                       sampler_name=sampler_name,
-                       where=f"{experiment.source}: samplers.{sampler_name}")
+    settings = experiment.sampler(sampler_name)
+    where = f"{experiment.source}: samplers.{sampler_name}"
+    observe = (None if settings.observe is None
+               else first_points(target, settings.observe, f"{where}.observe"))
+    return run_sampler(settings, target, experiment=experiment.name,
+                       sampler_name=sampler_name, where=where, observe=observe)
+
+
+def first_points(target, count: int | str, where: str) -> dict:
+    """The first `count` training points of a built target ({X, Y, mask}; `"data"`: all),
+    what a sampler's `observe:` records."""
+    from .errors import ConfigError
+
+    n = len(target.arrays["X"])
+    if count == "data":
+        count = n
+    if count > n:
+        raise ConfigError([f"{where}: {count} points asked but target "
+                           f"{target.record['name']!r} has n = {n}"])
+    mask = getattr(target.likelihood, "mask", None)
+    return {"X": target.arrays["X"][:count], "Y": target.arrays["Y"][:count],
+            "mask": None if mask is None else np.asarray(mask, bool)[:count]}
 
 
 def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: str,
@@ -158,6 +177,8 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         at_star = jax.jit(observing)(data["w_star"], data)
         traces.update({"observed_losses": observed["losses"], "observed_L_n": observed["loss"],
                        "observed_losses_at_w_star": np.asarray(at_star["losses"])})
+        if observe.get("mask") is not None:
+            traces["observed_mask"] = np.asarray(observe["mask"], bool)
     return summary, traces
 
 

@@ -158,12 +158,29 @@ def api_and_pipeline(out_dir: str, sampler: dict, entry: str, options: dict,
     if from_stored:
         params = target.likelihood.function.layout.unflatten(target.arrays["w_star"])
         data = (target.arrays["X"], target.arrays["Y"])
-    settings = {key: value for key, value in sampler.items() if key != "kind"}
+    settings = {key: value for key, value in sampler.items() if key not in ("kind", "observe")}
+    observe = list(range(sampler["observe"])) if "observe" in sampler else None
     result = lambda_hat.estimate(made["apply"], params, data, loss=made["loss"],
-                                 sampler=sampler["kind"], **settings)
-    return {"pipeline": summary.llc_mean, "api": result.llc,
-            "same_trace": bool(np.array_equal(traces["loss"], result.traces["loss"])),
-            "dtype": result.summary.dtype}
+                                 sampler=sampler["kind"], observe=observe, **settings)
+    found = {"pipeline": summary.llc_mean, "api": result.llc,
+             "same_trace": bool(np.array_equal(traces["loss"], result.traces["loss"])),
+             "dtype": result.summary.dtype}
+    if observe is not None:
+        from lambda_hat.artifacts import write_npz
+        from lambda_hat.observables import Observables
+        from lambda_hat.summary import write_summary
+
+        run_dir = Path(out_dir) / f"run-{result.summary.dtype}"
+        run_dir.mkdir()
+        write_npz(run_dir / "trace.npz", traces)
+        write_summary(run_dir / "summary.json", summary)
+        stored = Observables.from_run(run_dir)
+        found["observed_shape"] = list(stored.losses.shape)
+        found["same_observed"] = bool(
+            np.array_equal(traces["observed_losses"], result.traces["observed_losses"])
+            and np.array_equal(stored.per_sample_llc().value,
+                               result.observables.per_sample_llc().value))
+    return found
 
 
 def observables_on_linear_regression(seeds: list, points: int) -> list:

@@ -24,15 +24,20 @@ def linear_target(repo_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize("dtype, sampler", [
-    ("float64", {"kind": "hmc", "warmup": 100, "draws": 200, "seed": 3}),
-    ("float32", {"kind": "sgld", "steps": 2000, "seed": 3}),
+    ("float64", {"kind": "hmc", "warmup": 100, "draws": 200, "seed": 3, "observe": 5}),
+    ("float32", {"kind": "sgld", "steps": 2000, "seed": 3, "observe": 7}),
 ])
 def test_the_api_gives_the_pipelines_number_bit_for_bit(linear_target, dtype, sampler):
+    """λ̂, the loss trace and the observed losses (a sampler's `observe:` in a file, indices
+    through the API), and the observables read back from the run's files."""
     out, entry, options = linear_target
     found = run_isolated("api_and_pipeline", dtype, out_dir=out, sampler=sampler, entry=entry,
                          options=options, from_stored=dtype == "float32")
     assert found["dtype"] == dtype
     assert found["api"] == found["pipeline"] and found["same_trace"], found
+    chains, draws, points = found["observed_shape"]
+    assert points == sampler["observe"] and chains == 4 and draws > 0
+    assert found["same_observed"], found
 
 
 def test_observables_match_the_gaussian_posteriors_closed_forms():
@@ -105,3 +110,23 @@ def test_bad_input_is_named_before_any_work(call, message):
     params, data = _data()
     with pytest.raises(ConfigError, match=message):
         call(params, data)
+
+
+def test_a_pipeline_run_observes_the_first_points_or_names_the_key():
+    """`observe: k` takes the first k training points (with the mask's rows); more than the
+    target has is refused naming the file and key (a python target's n is known only once it
+    is built)."""
+    from types import SimpleNamespace
+
+    from lambda_hat.runner import first_points
+
+    x = np.arange(12).reshape(4, 3)
+    target = SimpleNamespace(arrays={"X": x, "Y": x % 5}, record={"name": "t"},
+                             likelihood=SimpleNamespace(mask=x > 4))
+    points = first_points(target, 2, "exp.yaml: samplers.s.observe")
+    np.testing.assert_array_equal(points["X"], x[:2])
+    np.testing.assert_array_equal(points["mask"], x[:2] > 4)
+    assert len(first_points(target, "data", "exp.yaml: samplers.s.observe")["Y"]) == 4
+    with pytest.raises(ConfigError, match="exp.yaml: samplers.s.observe: 5 points asked but "
+                                          "target 't' has n = 4"):
+        first_points(target, 5, "exp.yaml: samplers.s.observe")

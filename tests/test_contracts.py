@@ -16,7 +16,7 @@ import pytest
 from lambda_hat.samplers import REGISTRY as SAMPLERS
 from lambda_hat.samplers.base import LossTrace, Sampler, SamplerSettings
 from lambda_hat.targets import REGISTRY as TARGETS
-from lambda_hat.targets.base import Checkpoints, Likelihood, TargetKind
+from lambda_hat.targets.base import Checkpoints, Likelihood, ObservableLikelihood, TargetKind
 
 HOOK_PARAMETERS = {
     Sampler: {"check": 1, "setup": 3, "build": 3, "pilot": 5, "summarize": 2, "warnings": 1},
@@ -109,6 +109,7 @@ def test_each_likelihood_meets_its_contract(kind):
     likelihood = _likelihood_of(kind)
     assert isinstance(likelihood, Likelihood)
     assert isinstance(likelihood.parameter_groups(), list)
+    assert isinstance(likelihood, ObservableLikelihood) == TARGETS[kind].OBSERVABLE
 
 
 def _sibling_imports(path: Path) -> set[str]:

@@ -46,3 +46,22 @@ def test_both_kinds_of_minibatch_are_unbiased(problem):
             w, data, key, 8, replacement))(keys))
         # 4000 batches: the mean is within 4 standard errors of L_n.
         assert abs(losses.mean() - full) < 4 * losses.std() / np.sqrt(len(losses))
+
+
+@pytest.mark.parametrize("error", ["squared", "student_t"])
+def test_observed_losses_are_each_points_share_of_the_loss(problem, error):
+    """A sampler's `observe:` records ℓᵢ(w) per point: their mean over the data is L_n, and
+    each is the loss of that point alone."""
+    from lambda_hat.targets.common import StudentT
+
+    posterior, data = problem
+    likelihood = Regression(posterior.likelihood.network,
+                            StudentT(3.0, 0.5) if error == "student_t" else Regression.error)
+    w = data["w_star"] + 0.3
+    points = likelihood.prepare_points(data, jax.numpy.float32)
+    losses = np.asarray(likelihood.observed_losses(w, points, data))
+    assert losses.shape == (N,)
+    assert losses.mean() == pytest.approx(float(likelihood.loss(w, data)), rel=1e-5)
+    alone = {"X": data["X"][5:6], "Y": data["Y"][5:6]}
+    assert losses[5] == pytest.approx(float(likelihood.loss(w, alone)), rel=1e-5)
+    assert np.ptp(losses) > 0

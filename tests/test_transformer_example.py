@@ -31,6 +31,7 @@ ENTRY = f"{PATH}:make_target"
 P, D_MODEL, HEADS = 11, 8, 2
 SMALL = {"p": P, "d_model": D_MODEL, "heads": HEADS, "layers": 1}
 STEPS, EARLY = 300, 20
+OBSERVED = 8
 
 
 def _example():
@@ -158,7 +159,7 @@ def trained():
                                   "training": {"steps": STEPS, "learning_rate": 0.01},
                                   "checkpoints": [EARLY, STEPS // 2]}},
            "samplers": {"sgld": {"kind": "sgld", "dtype": dtype, "chains": 2,
-                                 "steps": 1000, "batch_size": 64}}}
+                                 "steps": 1000, "batch_size": 64, "observe": OBSERVED}}}
     experiment = Experiment(raw, "<test>")
     targets = {name: Target(*build_target(name, experiment.target(name), experiment.name))
                for name in ("modadd", f"modadd@{EARLY}", f"modadd@{STEPS // 2}")}
@@ -183,7 +184,10 @@ def test_training_lowers_the_loss_until_every_answer_is_right(trained):
     assert np.all(logits[:, 2].argmax(-1) == np.asarray(made["y"])[:, 2])
 
 
-def test_sgld_on_a_checkpoint_gives_a_finite_llc(trained):
+def test_sgld_on_a_checkpoint_gives_a_finite_llc_and_observes_the_answer_tokens(trained):
+    """The sampler's `observe:` records every token of the first points with the mask's
+    rows, so the per-token λ̂ exists for the answer token alone."""
+    from lambda_hat.observables import Observables
     from lambda_hat.runner import sample_run
 
     experiment, targets = trained
@@ -195,6 +199,13 @@ def test_sgld_on_a_checkpoint_gives_a_finite_llc(trained):
     assert 0 < summary.llc_mean < summary.d / 2
     assert summary.chains_failed == 0
     assert np.all(np.isfinite(traces["loss"]))
+    assert traces["observed_losses"].shape[2:] == (OBSERVED, 3)
+    np.testing.assert_array_equal(traces["observed_mask"],
+                                  EXAMPLE.make_target(seed=0, **SMALL)["mask"][:OBSERVED])
+    observables = Observables.from_trace(traces, summary.burn_in, summary.nbeta)
+    per_token = observables.per_token_llc().value
+    assert np.isfinite(per_token[:, 2]).all() and np.isnan(per_token[:, :2]).all()
+    np.testing.assert_allclose(observables.per_sample_llc().value, per_token[:, 2], rtol=1e-6)
 
 
 @pytest.mark.slow

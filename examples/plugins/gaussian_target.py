@@ -30,6 +30,7 @@ class Model:
 DEFAULTS = {"data": {"n": 1000}, "w_star": "trained"}
 TAKES_DATA = True
 SIZE_KEY = "data.n"
+OBSERVABLE = False
 PROPER_WITHOUT_LOCALIZER = True
 """Every direction is curved: γ = 0 leaves the posterior proper."""
 CHECKPOINTS = "none"

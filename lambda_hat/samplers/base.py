@@ -30,6 +30,10 @@ class SamplerSettings:
     restrict: tuple[int | str, ...] | None = bounded(None, minItems=1)
     """Parameter groups to sample, by layer index or path glob (the rest stay at w*):
     the restricted LLC (`lambda_hat.restrict`). None: every parameter."""
+    observe: int | Literal["data"] | None = bounded(None, minimum=1)
+    """Record, at every trace point, the loss of each of the first `observe` training points
+    (`"data"`: all of them), per token for a sequence model: the per-sample observables of
+    `lambda_hat.observables`. MCMC samplers only; None: none."""
     until: Until | None = None
     """Stop early once the kept draws pass R-hat and ESS (`lambda_hat.samplers.stopping`);
     the run's length is then its budget. None: run it all. VI ignores it."""

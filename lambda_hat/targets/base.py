@@ -34,6 +34,18 @@ class Likelihood(Protocol):
         """The groups `restrict:` may name (layers, parameter paths); empty: none."""
 
 
+@runtime_checkable
+class ObservableLikelihood(Likelihood, Protocol):
+    """A likelihood whose L_n is a mean over data points, each point's loss recordable (the
+    likelihood of a kind whose `OBSERVABLE` is True: a sampler's `observe:`)."""
+
+    def observed_losses(self, w, points: dict, data: dict):
+        """ℓᵢ(w) for each point of `points` (per token for a sequence model)."""
+
+    def prepare_points(self, arrays: dict, dtype) -> dict:
+        """Points (X, Y, an optional mask) as `observed_losses` takes them."""
+
+
 class TargetKind(Protocol):
     """A target kind module (`dln`, `mlp`, `quadratic`, `python`)."""
 
@@ -50,6 +62,9 @@ class TargetKind(Protocol):
     """Whether the entry's `data:` makes its data (False: the model makes its own, and
     `data:` is a config error)."""
     SIZE_KEY: str
+    OBSERVABLE: bool
+    """Whether its loss is a mean over data points whose losses a run can record
+    (a sampler's `observe:`)."""
     """The key that sets its n, as advice names it ("data.n")."""
     check: Callable[[Any], list[tuple[str, str]]]
     """Problems of a typed `Model` no type can express, as (key, message) pairs."""

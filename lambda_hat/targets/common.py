@@ -78,11 +78,24 @@ class Regression:
     def loss(self, w, data):
         return self.error(self.network.apply(w, data["X"]), data["Y"])
 
+    def observed_losses(self, w, points: dict, data: dict):
+        """ℓᵢ(w) for each point of `points`: the error of each row alone."""
+        import jax
+
+        return jax.vmap(lambda x, y: self.error(self.network.apply(w, x[None]), y[None]))(
+            points["X"], points["Y"])
+
+    def prepare_points(self, arrays: dict, dtype) -> dict:
+        import jax.numpy as jnp
+
+        return {name: jnp.asarray(arrays[name], dtype) for name in ("X", "Y")}
+
     def prepare(self, arrays: dict, dtype) -> dict:
         """The sampler's data pytree, every array in its precision."""
         import jax.numpy as jnp
 
-        return {name: jnp.asarray(arrays[name], dtype) for name in ("X", "Y", "w_star")}
+        return {**self.prepare_points(arrays, dtype),
+                "w_star": jnp.asarray(arrays["w_star"], dtype)}
 
 
 def _gaussian(key, spec, dim, n, dtype):

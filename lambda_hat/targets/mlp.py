@@ -46,6 +46,7 @@ DEFAULTS = {
 
 TAKES_DATA = True
 SIZE_KEY = "data.n"
+OBSERVABLE = True
 PROPER_WITHOUT_LOCALIZER = False
 CHECKPOINTS = "training_steps"
 """`checkpoints:` are steps of the student's training (`teacher_student`)."""

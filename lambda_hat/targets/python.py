@@ -53,6 +53,7 @@ PROPER_WITHOUT_LOCALIZER = False
 TAKES_DATA = False
 """The function returns x and y: their size is whatever its options make."""
 SIZE_KEY = "model.options (the n your function makes)"
+OBSERVABLE = True
 CHECKPOINTS = "checked_at_build"
 """Names the function returns under `checkpoints`, or steps of the training run here."""
 COMPARISON_DATA = "training data"
@@ -192,8 +193,19 @@ class UserModel:
     def point_losses(self, w, data):
         return self.function.point_losses(w, data)
 
+    @property
+    def mask(self):
+        """The tokens that count, [points, tokens] (None: all)."""
+        return self.made.get("mask")
+
+    def observed_losses(self, w, points: dict, data: dict):
+        return self.function.observed_losses(w, points, data)
+
+    def prepare_points(self, arrays: dict, dtype) -> dict:
+        return self.function.prepare_points(arrays, dtype)
+
     def prepare(self, arrays: dict, dtype) -> dict:
-        return self.function.prepare({**arrays, "mask": self.made.get("mask")}, dtype)
+        return self.function.prepare({**arrays, "mask": self.mask}, dtype)
 
 
 def likelihood(model: Model, config: dict) -> UserModel:

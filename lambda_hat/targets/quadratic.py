@@ -25,6 +25,7 @@ class Model:
 DEFAULTS = {"data": {"n": 1000}, "w_star": "teacher"}
 TAKES_DATA = True
 SIZE_KEY = "data.n"
+OBSERVABLE = False
 PROPER_WITHOUT_LOCALIZER = True
 CHECKPOINTS = "none"
 """Every direction is curved, so γ = 0 (no localizer) still gives a proper posterior."""

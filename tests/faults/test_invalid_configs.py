@@ -41,7 +41,8 @@ CASES = {
         "samplers.sgld.step_sise: not a setting of a sgld sampler"),
     "YAML 1.1 float read as text": (
         edited(("samplers", "sgld", "step_size"), "1e-5"),
-        "samplers.sgld.step_size: '1e-5' is text, expected a number (YAML reads 1e-5 as text"),
+        "samplers.sgld.step_size: '1e-5' is text, expected a number or auto "
+        "(YAML reads 1e-5 as text"),
     "negative step size": (
         edited(("samplers", "sgld", "step_size"), -0.1),
         "samplers.sgld.step_size: -0.1 is less than or equal to the minimum of 0"),
@@ -124,6 +125,19 @@ CASES = {
     "a checkpoint listed twice": (
         edited(("targets", "dln", "checkpoints"), [10, 10]),
         "targets.dln.checkpoints: [10, 10] has non-unique elements"),
+    "observing more points than the data has": (
+        edited(("samplers", "hmc", "observe"), 501),
+        "samplers.hmc.observe: 501 points asked but target 'dln' has n = 500"),
+    "observing with VI": (
+        edited(("samplers", "vi"), {"kind": "vi", "observe": 5}),
+        "samplers.vi.observe: a vi run has no chain of draws to observe; use an MCMC sampler"),
+    "observing a target without data points": (
+        {**VALID, "targets": {"q": {"model": {"kind": "quadratic", "d": 2}}},
+         "samplers": {"hmc": {"kind": "hmc", "observe": "data"}}},
+        "samplers.hmc.observe: target 'q' is a quadratic target: it has no data points"),
+    "observe neither a count nor data": (
+        edited(("samplers", "hmc", "observe"), "all"),
+        "samplers.hmc.observe: 'all' is text, expected a number or data"),
     "boolean as a number": (
         edited(("samplers", "hmc", "draws"), True), "samplers.hmc.draws: True is not of type 'integer'"),
 }
