@@ -33,10 +33,12 @@ COLUMNS = [
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
     "checkpoint", "checkpoint_of", "training_step", "restricted_to", "grid_of",
     "localizer_suppression", "stationarity_drop", "grad_norm_at_w_star", "settings",
+    "remedied_by",
 ]
 """Then one column per grid key of the runs (`target.data.n`, `sampler.step_size`, ...)."""
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
-                "sweep_of", "checkpoint", "checkpoint_of", "restricted_to", "grid_of", "settings"}
+                "sweep_of", "checkpoint", "checkpoint_of", "restricted_to", "grid_of", "settings",
+                "remedied_by"}
 LIST_COLUMNS = {"warnings"}
 """Lists of strings: Parquet's list<string>, kept as Python lists in the frame."""
 BOOL_COLUMNS = {"flat_region", "markov_chain"}
@@ -53,6 +55,8 @@ def _row(summary: RunSummary) -> dict:
     row["warnings"] = list(summary.warnings)
     row["settings"] = json.dumps(summary.settings, sort_keys=True)
     row["sweep_of"] = summary.settings.get("sweep_of")
+    if summary.remediation:
+        row["remedied_by"] = json.dumps(summary.remediation[-1]["settings"], sort_keys=True)
     optimum = summary.optimum or {}
     row["localizer_suppression"] = optimum.get("localizer_suppression")
     row["stationarity_drop"] = optimum.get("stationarity_drop")

@@ -89,7 +89,6 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
     point's per-sample (per-token) losses on those points, `observed` in the traces
     (`lambda_hat.observables`)."""
     from .posterior import make_posterior
-    from .samplers.driver import run
 
     module = REGISTRY[settings.kind]
     check_precision(settings.dtype, f"{where}: sampler {sampler_name!r} (kind {settings.kind})")
@@ -104,8 +103,9 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         observing = partial(type(posterior).observation, posterior)
         points = posterior.likelihood.prepare_points(observe, data["w_star"].dtype)
         data = {**data, "observe": points}
-    output = run(module, settings, posterior, data, observing)
     loss_star = float(loss_star)
+    output, stats, remediation, spent = _sample_remedied(module, settings, posterior, data,
+                                                         observing, loss_star)
     estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
                             markov_chain=module.MARKOV_CHAIN)
     if estimate.llc_mean is None:
@@ -114,7 +114,6 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
             f"on target {target.record['name']!r}; {module.FAILURE_HINT}")
     kept = output.loss[:, output.burn_in:]
     below = float(np.mean(kept < loss_star)) if kept.size else None
-    stats = module.summarize(settings, output)
     optimum = check_optimum(posterior, data, estimate.llc_mean)
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
                 + module.warnings(stats)
@@ -153,17 +152,19 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         target_hash=target.record["hash"],
         rel_error=(estimate.llc_mean - true_llc) / true_llc if true_llc else None,
         fraction_below_loss_star=below,
-        grad_evals=output.grad_evals,
-        compile_seconds=output.compile_seconds,
-        sample_seconds=output.sample_seconds,
+        grad_evals=spent["grad_evals"],
+        compile_seconds=spent["compile_seconds"],
+        sample_seconds=spent["sample_seconds"],
         wall_seconds=time.perf_counter() - started,
-        ess_per_second=ess / output.sample_seconds if ess and output.sample_seconds else None,
-        ess_per_grad_eval=ess / output.grad_evals if ess and output.grad_evals else None,
+        ess_per_second=(ess / spent["sample_seconds"] if ess and spent["sample_seconds"]
+                        else None),
+        ess_per_grad_eval=ess / spent["grad_evals"] if ess and spent["grad_evals"] else None,
         stats=stats,
         optimum=optimum.to_dict(),
         stopping=None if output.stopping is None else dataclasses.asdict(output.stopping),
         warnings=tuple(warnings),
         status=run_status(estimate, warnings),
+        remediation=tuple(remediation),
         versions=package_versions(),
     )
     traces = {"loss": output.loss, "grad_evals_at": output.grad_evals_at,
@@ -180,6 +181,43 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         if observe.get("mask") is not None:
             traces["observed_mask"] = np.asarray(observe["mask"], bool)
     return summary, traces
+
+
+COSTS = ("grad_evals", "compile_seconds", "sample_seconds")
+
+
+def _sample_remedied(module, settings, posterior, data, observing, loss_star: float):
+    """(output, stats, remediation, spent): sample; while the module's `remedy` names
+    settings that fix what the statistics show, sample again with them. The last run's
+    draws are kept; `remediation` records every run when there was more than one, `spent`
+    the cost of all of them."""
+    from .samplers.driver import run
+
+    runs = []
+    while True:
+        output = run(module, settings, posterior, data, observing)
+        stats = module.summarize(settings, output)
+        runs.append((settings, output, stats))
+        settings = module.remedy(settings, stats)
+        if settings is None:
+            break
+    spent = {cost: sum(getattr(output, cost) for _, output, _ in runs) for cost in COSTS}
+    if len(runs) == 1:
+        return output, stats, [], spent
+    first, changed = as_dict(runs[0][0]), set()
+    for used, _, _ in runs[1:]:
+        changed |= {key for key, value in as_dict(used).items() if first[key] != value}
+    remediation = []
+    for number, (used, output, stats) in enumerate(runs):
+        estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
+                                markov_chain=module.MARKOV_CHAIN)
+        recorded = as_dict(used)
+        remediation.append({
+            "settings": {key: recorded[key] for key in sorted(changed)},
+            "llc_mean": estimate.llc_mean, "llc_mcse": estimate.llc_mcse,
+            "warnings": module.warnings(stats), "kept": number == len(runs) - 1,
+            **{cost: getattr(output, cost) for cost in COSTS}})
+    return output, stats, remediation, spent
 
 
 def _recorded(settings) -> dict:

@@ -80,6 +80,11 @@ class RunSummary(Estimate):
     optimum: dict | None = None
     """L_n's gradient and curvature at w* for this posterior (`lambda_hat.optimum.Optimum`):
     the localizer's share of λ̂ and the drop a non-stationary w* causes."""
+    remediation: tuple[dict, ...] = ()
+    """Each run of a sampler that ran again to fix what it diagnosed (its `remedy`), in
+    order: the settings it changed, its λ̂ and MCSE, its warnings, its cost; the last is the
+    one whose draws the estimate comes from (`kept`). Empty: it ran once. `settings` stay the
+    entry's; the cost fields count every run."""
     version: int = VERSION
 
     def to_dict(self) -> dict:
@@ -111,6 +116,7 @@ def summary_from_dict(record: dict, where: str = "<summary>") -> RunSummary:
     restricted = record.get("restricted_to")
     return RunSummary(**{**{k: record[k] for k in FIELDS & set(record)},
                          "warnings": tuple(record["warnings"]),
+                         "remediation": tuple(record.get("remediation", ())),
                          "restricted_to": None if restricted is None else tuple(restricted)})
 
 

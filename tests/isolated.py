@@ -219,17 +219,9 @@ def observables_on_linear_regression(seeds: list, points: int) -> list:
     return results
 
 
-def sequence_model_run() -> dict:
-    """A toy sequence model (logits [n, seq, vocab], labels [n, seq], a mask keeping the last
-    two tokens) through `lambda_hat.estimate` with observed points, twice: at w* and at a
-    second point of the same shapes (a later checkpoint). Reports L_n against NumPy, the
-    observables' shapes, and how many programs each call compiled."""
-    import jax
-
-    import lambda_hat
-    from lambda_hat import programs
-    from lambda_hat.functional import FunctionLikelihood, Layout
-
+def _toy_sequence_model():
+    """(apply, params, x, y, mask): token embeddings read out to logits [n, seq, vocab],
+    random labels, a mask keeping the last two of four tokens."""
     rng = np.random.default_rng(0)
     n, seq, vocab, width = 64, 4, 5, 3
     x = rng.integers(0, vocab, size=(n, seq))
@@ -241,6 +233,41 @@ def sequence_model_run() -> dict:
     def apply(params, tokens):
         return params["embed"][tokens] @ params["out"]
 
+    return apply, params, x, y, mask
+
+
+def every_sampler_on_a_sequence_model(runs: dict) -> dict:
+    """λ̂ of the toy sequence model by each sampler kind of `runs` ({kind: settings}), with
+    the first four sequences observed where the kind is a Markov chain: per kind, the
+    estimate, the number of non-finite loss values and the observed losses' shape."""
+    import lambda_hat
+    from lambda_hat.samplers import REGISTRY
+
+    apply, params, x, y, mask = _toy_sequence_model()
+    found = {}
+    for kind, settings in runs.items():
+        observe = [0, 1, 2, 3] if REGISTRY[kind].MARKOV_CHAIN else None
+        result = lambda_hat.estimate(apply, params, (x, y, mask), loss="cross_entropy",
+                                     sampler=kind, observe=observe, seed=1, **settings)
+        found[kind] = {"llc": result.llc, "nonfinite": int(np.sum(~np.isfinite(
+                           result.traces["loss"]))),
+                       "observed": None if observe is None
+                       else list(result.observables.losses.shape[2:])}
+    return found
+
+
+def sequence_model_run() -> dict:
+    """A toy sequence model (logits [n, seq, vocab], labels [n, seq], a mask keeping the last
+    two tokens) through `lambda_hat.estimate` with observed points, twice: at w* and at a
+    second point of the same shapes (a later checkpoint). Reports L_n against NumPy, the
+    observables' shapes, and how many programs each call compiled."""
+    import jax
+
+    import lambda_hat
+    from lambda_hat import programs
+    from lambda_hat.functional import FunctionLikelihood, Layout
+
+    apply, params, x, y, mask = _toy_sequence_model()
     logits = params["embed"][x] @ params["out"]
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -275,6 +302,33 @@ def sequence_model_run() -> dict:
             "per_token_finite": np.isfinite(per_token).tolist(),
             "per_sample": observables.per_sample_llc().value,
             "per_token_mean": np.nanmean(per_token, axis=1)}
+
+
+def funnel_runs(kinds: list, seeds: list) -> list:
+    """Default runs of each sampler kind on examples/funnel.py (run this in float64), with
+    the quadrature reference at the same n, β and γ."""
+    import importlib.util
+
+    import lambda_hat
+
+    path = Path(__file__).parents[1] / "examples" / "funnel.py"
+    spec = importlib.util.spec_from_file_location("funnel", path)
+    funnel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(funnel)
+    made = funnel.make_target()
+    runs = []
+    for kind in kinds:
+        for seed in seeds:
+            result = lambda_hat.estimate(made["apply"], made["params"], (made["x"], made["y"]),
+                                         sampler=kind, seed=seed)
+            summary = result.summary
+            runs.append({"kind": kind, "seed": seed, "llc": summary.llc_mean,
+                         "mcse": summary.llc_mcse, "warnings": list(summary.warnings),
+                         "remediation": list(summary.remediation),
+                         "grad_evals": summary.grad_evals,
+                         "reference": funnel.finite_n_reference(made["x"], made["y"],
+                                                                summary.nbeta, summary.gamma)})
+    return runs
 
 
 def _jsonable(value):

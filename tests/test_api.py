@@ -3,6 +3,8 @@ match closed forms."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,27 @@ def test_a_sequence_model_with_a_mask_and_a_second_checkpoint_reusing_the_progra
     np.testing.assert_allclose(found["per_sample"], found["per_token_mean"], rtol=1e-6)
     assert found["compiled"][0] >= 2 and found["compiled"][1] == 0, found["compiled"]
     assert found["llc"][0] != found["llc"][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_sampler_runs_on_a_sequence_model(dtype):
+    """Masked per-token cross-entropy goes through every sampler kind of each precision (a
+    few steps each: this checks the plumbing, not the number), observed per token."""
+    from lambda_hat.samplers import REGISTRY
+
+    short = {"warmup": 30, "draws": 30, "steps": 200, "pilot_steps": 50, "batch_size": 16}
+    runs = {}
+    for kind, module in sorted(REGISTRY.items()):
+        if module.Settings().dtype == dtype:
+            names = {field.name for field in dataclasses.fields(module.Settings)}
+            runs[kind] = {key: value for key, value in short.items() if key in names}
+    found = run_isolated("every_sampler_on_a_sequence_model", dtype, runs=runs)
+    assert sorted(found) == sorted(runs)
+    for kind, run in found.items():
+        assert run["llc"] is not None and np.isfinite(run["llc"]) and run["nonfinite"] == 0, \
+            (kind, run)
+        assert run["observed"] == ([4, 4] if REGISTRY[kind].MARKOV_CHAIN else None), kind
 
 
 def _apply(params, x):

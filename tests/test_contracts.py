@@ -19,7 +19,8 @@ from lambda_hat.targets import REGISTRY as TARGETS
 from lambda_hat.targets.base import Checkpoints, Likelihood, ObservableLikelihood, TargetKind
 
 HOOK_PARAMETERS = {
-    Sampler: {"check": 1, "setup": 3, "build": 3, "pilot": 5, "summarize": 2, "warnings": 1},
+    Sampler: {"check": 1, "setup": 3, "build": 3, "pilot": 5, "summarize": 2, "warnings": 1,
+              "remedy": 2},
     TargetKind: {"check": 1, "sources": 1, "likelihood": 2, "build": 4},
 }
 """Positional parameters each hook is called with."""

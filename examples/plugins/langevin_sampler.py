@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from lambda_hat.samplers.base import FullBatchSettings, Kernel, no_pilot
+from lambda_hat.samplers.base import FullBatchSettings, Kernel, no_pilot, no_remedy
 from lambda_hat.settings import AUTO, bounded, is_auto
 
 MARKOV_CHAIN = True
@@ -61,7 +61,7 @@ def setup(settings: Settings, posterior, key) -> Setup:
     return Setup(step, curvature.stiffest, jnp.asarray(cost, step.dtype))
 
 
-pilot = no_pilot
+pilot, remedy = no_pilot, no_remedy
 
 
 class State(NamedTuple):

@@ -229,6 +229,11 @@ def no_check(settings) -> list[tuple[str, str]]:
     return []
 
 
+def no_remedy(settings, stats: dict) -> None:
+    """`remedy` of a sampler that has no change of settings to try on what it diagnosed."""
+    return None
+
+
 LossTrace = Literal["full_data", "minibatch_mean", "iid_draws"]
 
 
@@ -247,6 +252,9 @@ class Sampler(Protocol):
       automatic step); its draws are discarded;
     - `summarize(settings, output) -> dict`: the run's statistics from the driver's output;
       `warnings(stats) -> list[str]`: what a user must know before trusting the number;
+    - `remedy(settings, stats)`: the settings to run again with when the statistics show a
+      fault those settings fix (HMC's divergences: a higher target acceptance), or None;
+      the runner reruns until it returns None (`no_remedy`: never);
     - `MARKOV_CHAIN` (False for VI: iid draws, so no ESS or R-hat), `FAILURE_HINT` (what to
       change when every chain diverges), `LOSS_TRACE` (what a trace point's loss is),
       `LEAPFROG` (a draw's `grad_evals` counts leapfrog steps) and `CAN_BE_REFERENCE` (the
@@ -265,3 +273,4 @@ class Sampler(Protocol):
     pilot: Callable
     summarize: Callable[[Any, SamplerOutput], dict]
     warnings: Callable[[dict], list[str]]
+    remedy: Callable[[Any, dict], Any]

@@ -14,6 +14,7 @@ BlackJAX is imported where the program is traced: a job whose traced program is 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -38,6 +39,10 @@ class WindowAdapted(FullBatchSettings):
     target_accept: float = bounded(0.8, exclusiveMinimum=0, exclusiveMaximum=1)
     adaptation: Literal["per_chain", "shared"] = "per_chain"
     """Independent warmups per chain, or one warmup that every chain starts from."""
+    remedy: bool = True
+    """When more than DIVERGENCE_FRACTION_MAX of the transitions diverge, adapt and sample
+    again at the next rung of REMEDY_LADDER (recorded in the summary's `remediation`);
+    False: warn only."""
 
     @property
     def shared_adaptation(self) -> bool:
@@ -112,6 +117,7 @@ def summarize(settings, output) -> dict:
     transitions = divergent.size * settings.thin
     return {
         "adaptation": settings.adaptation,
+        "target_accept": settings.target_accept,
         "warmup_discarded": settings.warmup,
         "adapted_step_size": output.params.step_size.tolist(),
         "inverse_mass_range": [float(np.min(output.params.inverse_mass_matrix)),
@@ -131,13 +137,40 @@ DIVERGENCE_FRACTION_MAX = 0.01
 than 1% of transitions means the step size misses a region."""
 
 
+REMEDY_LADDER = ((0.95, 1), (0.99, 1), (0.995, 4))
+"""(target acceptance, warmup factor) a run with too many divergences is adapted and sampled
+again with, in turn: a higher target adapts a smaller step, which the stiff neck of a
+funnel-shaped posterior (a singularity's shape) needs, and the last rung's longer warmup
+lets each chain's adaptation reach the neck. At most three reruns; with the default warmup
+and draws they cost about 1, 1 and 2 times the first run (HMC; NUTS's trees grow as the
+step shrinks)."""
+
+
+def _diverging(stats: dict) -> bool:
+    return bool(stats["divergences"]) and stats["divergence_fraction"] > DIVERGENCE_FRACTION_MAX
+
+
+def remedy(settings, stats: dict):
+    """The next rung of REMEDY_LADDER above the run's target acceptance while too many
+    transitions diverge."""
+    if not settings.remedy or not _diverging(stats):
+        return None
+    higher = [rung for rung in REMEDY_LADDER if rung[0] > settings.target_accept]
+    if not higher:
+        return None
+    target, factor = higher[0]
+    return dataclasses.replace(settings, target_accept=target, warmup=settings.warmup * factor)
+
+
 def warnings(stats: dict) -> list[str]:
     """Divergences past the threshold, with their count per chain: divergences bunched in a
     few chains mean those chains reached a stiffer region than their warmup saw."""
-    if stats["divergences"] and stats["divergence_fraction"] > DIVERGENCE_FRACTION_MAX:
+    if _diverging(stats):
         per_chain = stats.get("divergences_per_chain")
         where = f"; per chain {', '.join(map(str, per_chain))}" if per_chain else ""
+        target = stats.get("target_accept")
+        advice = ("raise target_accept" if target is None
+                  else f"raise target_accept (this run's: {target:g}) or warmup")
         return [f"{stats['divergences']} divergent transitions "
-                f"({stats['divergence_fraction']:.1%} of transitions{where}): lower the step "
-                "size or raise target_accept"]
+                f"({stats['divergence_fraction']:.1%} of transitions{where}): {advice}"]
     return []

@@ -14,7 +14,8 @@ from typing import Literal
 from ..settings import bounded
 from .base import Kernel
 from .hamiltonian import (FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN, WindowAdapted,
-                          adapted_kernel, check, pilot, setup, summarize, warnings)
+                          adapted_kernel, check, pilot, remedy, setup, summarize,
+                          warnings)
 
 CAN_BE_REFERENCE = True
 """The aggregate table compares every run of a target with its HMC run."""

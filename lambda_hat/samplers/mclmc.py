@@ -19,14 +19,14 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ..settings import AUTO, bounded, is_auto
-from .base import FullBatchSettings, Kernel, no_check, no_pilot, no_setup
+from .base import FullBatchSettings, Kernel, no_check, no_pilot, no_remedy, no_setup
 
 MARKOV_CHAIN = True
 FAILURE_HINT = "lower step_size"
 LOSS_TRACE = "full_data"
 LEAPFROG = False
 CAN_BE_REFERENCE = False
-setup, pilot, check = no_setup, no_pilot, no_check
+setup, pilot, check, remedy = no_setup, no_pilot, no_check, no_remedy
 GRADS_PER_STEP = 2
 """The default isokinetic McLachlan integrator takes two gradients per step (the third is
 the first of the next step, cached in the state)."""

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..settings import AUTO, bounded, is_auto
-from .base import MinibatchSettings
+from .base import MinibatchSettings, no_remedy
 
 MARKOV_CHAIN = True
+remedy = no_remedy
+"""A minibatch run's faults (a step too large for the curvature it meets) are fixed inside it,
+by the pilot; nothing to rerun."""
 FAILURE_HINT = "lower step_size"
 LOSS_TRACE = "minibatch_mean"
 LEAPFROG = False

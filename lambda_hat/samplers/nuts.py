@@ -14,7 +14,8 @@ from typing import Literal
 from ..settings import bounded
 from .base import Kernel
 from .hamiltonian import (FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN, WindowAdapted,
-                          adapted_kernel, check, pilot, setup, summarize, warnings)
+                          adapted_kernel, check, pilot, remedy, setup, summarize,
+                          warnings)
 
 @dataclass(frozen=True)
 class Settings(WindowAdapted):

@@ -17,7 +17,8 @@ from typing import Literal
 from ..settings import AUTO, bounded, is_auto
 from . import momentum
 from .base import Kernel, no_check
-from .minibatch import CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN
+from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
+                        remedy)
 
 HEATING_ADVICE = ("the minibatch gradient's noise heats the chain: its first-order bound "
                   "{bound} (the excess can be a few times that, so λ̂ may read high); use "

@@ -17,7 +17,7 @@ from typing import Literal
 from ..settings import is_auto
 from .base import Kernel
 from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
-                        PilotedSettings, check, summarize, warnings)
+                        PilotedSettings, check, remedy, summarize, warnings)
 
 
 

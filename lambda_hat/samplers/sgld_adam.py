@@ -16,7 +16,7 @@ from ..settings import bounded
 from .base import Kernel
 from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
                         PreconditionedSettings, check, preconditioned_summary as summarize,
-                        warnings)
+                        remedy, warnings)
 
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 from .base import Kernel
 from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
                         PreconditionedSettings, check, preconditioned_summary as summarize,
-                        warnings)
+                        remedy, warnings)
 
 
 

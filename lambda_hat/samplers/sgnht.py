@@ -19,7 +19,8 @@ from typing import Literal, NamedTuple
 from ..settings import bounded
 from . import momentum
 from .base import Kernel, no_check
-from .minibatch import CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN
+from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
+                        remedy)
 
 HEATING_ADVICE = ("the minibatch gradient's noise is large beside the injected noise "
                   "({bound}): the thermostat holds the mean temperature but not each "

@@ -33,14 +33,14 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ..settings import bounded
-from .base import BatchSettings, Kernel, no_pilot
+from .base import BatchSettings, Kernel, no_pilot, no_remedy
 
 MARKOV_CHAIN = False
 FAILURE_HINT = "lower learning_rate"
 LOSS_TRACE = "iid_draws"
 LEAPFROG = False
 CAN_BE_REFERENCE = False
-pilot = no_pilot
+pilot, remedy = no_pilot, no_remedy
 
 
 @dataclass(frozen=True)
