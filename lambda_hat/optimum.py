@@ -30,7 +30,12 @@ FLAT_RTOL = 1e-4
 reads ~1e-15 relative in float64 but up to ~1e-5 in float32; one rule for both precisions
 keeps a target's figures the same for every sampler on it."""
 WARN_FRACTION = 0.05
-"""Warn when the localizer's share, or the stationarity drop, exceeds this fraction of λ̂."""
+"""Warn when the localizer's share exceeds this fraction of λ̂ (and a large model's bound
+on the stationarity drop, which is only a bound)."""
+DROP_MCSE = 2.0
+DROP_FRACTION = 0.01
+"""Warn when the computed stationarity drop exceeds DROP_MCSE × λ̂'s MCSE or DROP_FRACTION
+of λ̂, whichever is smaller: a bias the run's own error bar would hide is not silent."""
 HESSIAN_BATCH = 32
 """Hessian rows formed at once: the memory of a Hessian-vector product times this."""
 
@@ -157,11 +162,19 @@ def check_optimum(posterior, data, llc: float | None = None) -> Optimum:
         nbeta_over_gamma_needed=needed)
 
 
+def drop_threshold(llc: float, mcse: float | None) -> float:
+    """The stationarity drop a run with this λ̂ and MCSE warns above."""
+    fraction = DROP_FRACTION * abs(llc)
+    return fraction if mcse is None else min(DROP_MCSE * mcse, fraction)
+
+
 def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float,
-                     size_key: str = "data.n") -> list[str]:
+                     size_key: str = "data.n", mcse: float | None = None) -> list[str]:
     """What to change when the geometry at w* makes λ̂ untrustworthy, naming the target's
-    own keys (`size_key` sets its n). γ gets one direction: where the localizer dominates,
-    the advice is to lower it, so the other remedies leave γ out rather than say raise it."""
+    own keys (`size_key` sets its n); `mcse`, λ̂'s, sets how large a stationarity drop
+    goes unnoticed (`drop_threshold`). γ gets one direction: where the localizer
+    dominates, the advice is to lower it, so the other remedies leave γ out rather than
+    say raise it."""
     found = []
     scale = abs(llc)
     raise_gamma = ("" if optimum.nbeta_over_gamma_needed is not None
@@ -189,10 +202,11 @@ def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float,
     drop = optimum.stationarity_drop
     if optimum.method == "dense" and drop is None:
         return found  # improper: the quadratic model predicts no drop
-    if drop is not None and drop > WARN_FRACTION * scale:
+    if drop is not None and drop > drop_threshold(llc, mcse):
         found.append(
             f"w* is not stationary (‖∇L_n(w*)‖ = {optimum.grad_norm:.3g}): the gradient "
-            f"lowers λ̂ by about {drop:.3g} ({drop / scale:.0%} of it); use a trained w* "
+            f"lowers λ̂ by about {drop:.3g} ({drop / scale:.1%} of it"
+            f"{'' if mcse is None else f', {drop / mcse:.1f} MCSE'}); use a trained w* "
             f"(w_star: trained) or train it further{raise_gamma}")
     elif optimum.method == "gradient" \
             and optimum.stationarity_drop_bound > WARN_FRACTION * scale:

@@ -118,7 +118,7 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
                 + module.warnings(stats)
                 + optimum_warnings(optimum, estimate.llc_mean, posterior.nbeta,
-                                   posterior.gamma, target.size_key))
+                                   posterior.gamma, target.size_key, estimate.llc_mcse))
     # The target's exact λ is the whole network's, not a restricted part's.
     exact = restricted_to is None
     true_llc = target.record["true_llc"] if exact else None

@@ -111,6 +111,21 @@ def test_a_non_stationary_or_saddle_w_star_is_flagged():
     assert optimum.optimum_warnings(slight, 0.5, 100.0, 1.0) == []
 
 
+def test_a_stationarity_drop_beyond_the_error_bar_is_not_silent():
+    """The case of a teacher w* under a Student-t loss: a drop of 4.5% of λ̂, under the old
+    fixed 5%, is 2.25 MCSE here and warns; one under both 2 MCSE and 1% of λ̂ does not."""
+    llc = 2.0
+    moved = geometry([1.0] * 4, [0.0212] * 4, llc=llc)  # drop ≈ 200·0.0212² ≈ 0.09
+    assert moved.stationarity_drop == pytest.approx(0.045 * llc, rel=0.02)
+    (warning,) = optimum.optimum_warnings(moved, llc, 100.0, 1.0, mcse=0.04)
+    assert "not stationary" in warning and "MCSE" in warning
+    assert optimum.drop_threshold(llc, 0.04) == pytest.approx(0.02)   # 1% of λ̂ < 2 MCSE
+    assert optimum.drop_threshold(llc, 0.005) == pytest.approx(0.01)  # 2 MCSE < 1% of λ̂
+    slight = geometry([1.0] * 4, [0.005] * 4, llc=llc)  # drop ≈ 0.005: 0.25% of λ̂
+    assert optimum.optimum_warnings(slight, llc, 100.0, 1.0, mcse=0.04) == []
+    assert optimum.optimum_warnings(slight, llc, 100.0, 1.0, mcse=0.002) != []
+
+
 def test_one_run_gets_one_direction_for_gamma_and_its_targets_own_keys():
     """A weakly curved posterior whose w* is also off its minimum: the localizer warning says
     lower γ, so the stationarity warning must not say raise it; and the n to raise is named
