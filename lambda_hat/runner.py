@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from functools import partial
 
@@ -16,6 +17,8 @@ from .optimum import check_optimum, optimum_warnings
 from .samplers import REGISTRY
 from .settings import as_dict
 from .summary import RunSummary
+
+log = logging.getLogger("lambda_hat")
 
 
 def process_dtype() -> str:
@@ -198,9 +201,13 @@ def _sample_remedied(module, settings, posterior, data, observing, loss_star: fl
         output = run(module, settings, posterior, data, observing)
         stats = module.summarize(settings, output)
         runs.append((settings, output, stats))
-        settings = module.remedy(settings, stats)
+        diagnosed, settings = module.warnings(stats), module.remedy(settings, stats)
         if settings is None:
             break
+        changes = {key: value for key, value in as_dict(settings).items()
+                   if as_dict(runs[-1][0])[key] != value}
+        log.info("%s; sampling again with %s", "; ".join(diagnosed),
+                 ", ".join(f"{key} = {value}" for key, value in changes.items()))
     spent = {cost: sum(getattr(output, cost) for _, output, _ in runs) for cost in COSTS}
     if len(runs) == 1:
         return output, stats, [], spent
