@@ -301,6 +301,10 @@ def markdown_table(cells: dict, kinds: list[str], targets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _percent(fraction) -> str:
+    return "—: no finite run" if fraction is None else f"{100 * fraction:+.1f}%"
+
+
 def summary_lines(cells: dict, kinds: list[str], targets: list[str]) -> list[str]:
     lines = []
     for kind in kinds:
@@ -311,9 +315,8 @@ def summary_lines(cells: dict, kinds: list[str], targets: list[str]) -> list[str
         fixed = [c["coverage_bias_corrected"] for c in row]
         low = [t for t, c in zip(targets, row) if c["coverage"] is None
                or c["coverage"] < COVERAGE_MIN]
-        parts = ", ".join(
-            f"{t} {100 * c['coverage']:.0f}% (bias {100 * (c['relative_bias'] or 0):+.1f}%)"
-            for t, c in zip(targets, row))
+        parts = ", ".join(f"{t} {100 * c['coverage']:.0f}% (bias {_percent(c['relative_bias'])})"
+                          for t, c in zip(targets, row))
         corrected = ", ".join("—" if v is None else f"{100 * v:.0f}%" for v in fixed)
         flag = f"  BELOW {COVERAGE_MIN:.0%} on {', '.join(low)}" if low else "  ok"
         lines.append(f"{kind}: coverage {parts}; bias removed {corrected};"
@@ -448,7 +451,7 @@ def render(json_path: Path, markdown: Path) -> int:
                {k: stored[TARGETS[t]["reference"]][k] for k in ("d", "true_llc")})}
         for t, e in saved["targets"].items()}
     for name, reference in references.items():  # the spectra the SGLD table needs
-        if TARGETS[name]["reference"]:
+        if TARGETS[name]["reference"] in stored:
             reference["hessian_eigenvalues"] = stored[TARGETS[name]["reference"]][
                 "hessian_eigenvalues"]
     print(markdown_table(saved["cells"], kinds, targets))
