@@ -236,7 +236,7 @@ def _toy_sequence_model():
     return apply, params, x, y, mask
 
 
-def every_sampler_on_a_sequence_model(runs: dict) -> dict:
+def samplers_on_a_sequence_model(runs: dict) -> dict:
     """λ̂ of the toy sequence model by each sampler kind of `runs` ({kind: settings}), with
     the first four sequences observed where the kind is a Markov chain: per kind, the
     estimate, the number of non-finite loss values and the observed losses' shape."""
