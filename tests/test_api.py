@@ -10,8 +10,6 @@ import lambda_hat
 from isolated import run_isolated
 from lambda_hat.errors import ConfigError, PrecisionError
 
-pytestmark = pytest.mark.heavy(minutes=2.5)
-
 LINEAR = "examples/linear_regression.py:make_target"
 
 

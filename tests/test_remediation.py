@@ -22,8 +22,6 @@ from lambda_hat.samplers.hamiltonian import (DIVERGENCE_FRACTION_MAX, REMEDY_LAD
 from lambda_hat.samplers.hmc import Settings as HMCSettings
 from lambda_hat.samplers.nuts import Settings as NUTSSettings
 
-pytestmark = pytest.mark.heavy(minutes=1.5)
-
 FUNNEL = Path(__file__).parents[1] / "examples" / "funnel.py"
 DIVERGENCE_WARNING = "divergent transitions"
 

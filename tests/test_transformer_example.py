@@ -25,8 +25,6 @@ import pytest
 
 from lambda_hat.functional import FunctionLikelihood, Layout, check_points
 
-pytestmark = pytest.mark.heavy(minutes=2)
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PATH = REPO_ROOT / "examples" / "transformer.py"
 ENTRY = f"{PATH}:make_target"
