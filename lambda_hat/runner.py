@@ -204,16 +204,15 @@ def _sample_remedied(module, settings, posterior, data, observing, loss_star: fl
         diagnosed, settings = module.warnings(stats), module.remedy(settings, stats)
         if settings is None:
             break
-        changes = {key: value for key, value in as_dict(settings).items()
-                   if as_dict(runs[-1][0])[key] != value}
         log.info("%s; sampling again with %s", "; ".join(diagnosed),
-                 ", ".join(f"{key} = {value}" for key, value in changes.items()))
+                 ", ".join(f"{key} = {value}"
+                           for key, value in _changed(runs[-1][0], settings).items()))
     spent = {cost: sum(getattr(output, cost) for _, output, _ in runs) for cost in COSTS}
     if len(runs) == 1:
         return output, stats, [], spent
-    first, changed = as_dict(runs[0][0]), set()
+    changed = set()
     for used, _, _ in runs[1:]:
-        changed |= {key for key, value in as_dict(used).items() if first[key] != value}
+        changed |= set(_changed(runs[0][0], used))
     remediation = []
     for number, (used, output, stats) in enumerate(runs):
         estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
@@ -225,6 +224,12 @@ def _sample_remedied(module, settings, posterior, data, observing, loss_star: fl
             "warnings": module.warnings(stats), "kept": number == len(runs) - 1,
             **{cost: getattr(output, cost) for cost in COSTS}})
     return output, stats, remediation, spent
+
+
+def _changed(before, after) -> dict:
+    """The settings `after` sets differently from `before`, with their new values."""
+    earlier = as_dict(before)
+    return {key: value for key, value in as_dict(after).items() if earlier[key] != value}
 
 
 def _recorded(settings) -> dict:
