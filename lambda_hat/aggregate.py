@@ -33,12 +33,13 @@ COLUMNS = [
     "seed", "loss_star", "markov_chain", "status", "warnings", "sweep_of", "flat_region",
     "checkpoint", "checkpoint_of", "training_step", "restricted_to", "grid_of",
     "localizer_suppression", "stationarity_drop", "grad_norm_at_w_star", "settings",
-    "remedied_by",
+    "remedied_by", "bias_correction", "llc_uncorrected", "llc_uncorrected_mcse", "step_bias",
+    "step_bias_mcse",
 ]
 """Then one column per grid key of the runs (`target.data.n`, `sampler.step_size`, ...)."""
 TEXT_COLUMNS = {"experiment", "target", "sampler", "kind", "dtype", "ref_sampler", "status",
                 "sweep_of", "checkpoint", "checkpoint_of", "restricted_to", "grid_of", "settings",
-                "remedied_by"}
+                "remedied_by", "bias_correction"}
 LIST_COLUMNS = {"warnings"}
 """Lists of strings: Parquet's list<string>, kept as Python lists in the frame."""
 BOOL_COLUMNS = {"flat_region", "markov_chain"}

@@ -90,3 +90,64 @@ def estimate_llc(loss: np.ndarray, burn_in: int, loss_star: float, nbeta: float,
         llc_mcse_between=mcse_between,
         **diagnostics,
     )
+
+
+BIAS_MCSE = 2.0
+BIAS_FRACTION = 0.01
+"""A bias the run can compute (a stationarity drop, what a correction leaves) warns above
+BIAS_MCSE × λ̂'s MCSE or BIAS_FRACTION of λ̂, whichever is smaller: a bias the run's own
+error bar would hide is not silent."""
+
+
+def bias_threshold(llc: float, mcse: float | None) -> float:
+    """The known bias a run with this λ̂ and MCSE warns above."""
+    fraction = BIAS_FRACTION * abs(llc)
+    return fraction if mcse is None else min(BIAS_MCSE * mcse, fraction)
+
+
+@dataclass(frozen=True)
+class StepBias:
+    """What Richardson extrapolation over the step size removed (`extrapolate`)."""
+
+    llc_uncorrected: float | None
+    """λ̂(ε): the chains' own estimate, with the step's bias."""
+    llc_uncorrected_mcse: float | None
+    step_bias: float | None
+    """λ̂(ε) − the extrapolated λ̂: the first-order bias of the step, measured."""
+    step_bias_mcse: float | None
+    bias_correction: str = "richardson"
+
+
+def extrapolate(loss: np.ndarray, half_step_loss: np.ndarray, burn_in: int, loss_star: float,
+                nbeta: float) -> tuple[Estimate, StepBias]:
+    """(estimate, step bias) from chains at step ε and their coupled twins at ε/2.
+
+    A step's bias is a ε + O(ε²), so 2·λ̂(ε/2) − λ̂(ε) = nβ(mean(2L(ε/2) − L(ε)) − L_n(w*))
+    has no first-order term; it is `estimate_llc` of that trace, so its ESS, R-hat and MCSE
+    are the extrapolated estimate's own. The bias removed, λ̂(ε) − that, is
+    nβ·mean(2(L(ε) − L(ε/2))), with its MCSE from the same estimator. A chain is
+    excluded when it or its twin is not finite.
+    """
+    loss = np.asarray(loss, np.float64)
+    half = np.asarray(half_step_loss, np.float64)
+    uncorrected = estimate_llc(loss, burn_in, loss_star, nbeta)
+    bias = estimate_llc(2 * (loss - half), burn_in, 0.0, nbeta)
+    return estimate_llc(2 * half - loss, burn_in, loss_star, nbeta), StepBias(
+        uncorrected.llc_mean, uncorrected.llc_mcse, bias.llc_mean, bias.llc_mcse)
+
+
+def step_bias_warnings(bias: StepBias, llc: float, mcse: float | None) -> list[str]:
+    """What extrapolation leaves: on a Gaussian direction the bias is λ(x + x² + …) in the
+    step's dimensionless size x, and 2·λ̂(ε/2) − λ̂(ε) keeps −λx²/2 of it, at least
+    B²/(2λ̂) over all directions for a removed bias B (Cauchy–Schwarz). Above
+    `bias_threshold` it warns: the step is too large for the correction to be trusted."""
+    if bias.step_bias is None or not llc:
+        return []
+    left = bias.step_bias ** 2 / (2 * abs(llc))
+    if left <= bias_threshold(llc, mcse):
+        return []
+    return [f"the step size's bias ({bias.step_bias:+.3g}, {bias.step_bias / llc:.1%} of λ̂) "
+            f"was removed to first order; at least {left:.2g} is left "
+            f"({'' if mcse is None else f'{left / mcse:.1f} MCSE, '}{left / abs(llc):.1%}): "
+            "take a smaller step (raise target_acceptance or lower step_size_scale; or a "
+            "smaller step_size)"]

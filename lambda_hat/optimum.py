@@ -24,6 +24,8 @@ from functools import partial
 
 import numpy as np
 
+from .estimator import bias_threshold
+
 MAX_DENSE_PARAMS = 2000
 FLAT_RTOL = 1e-4
 """Curvatures below this fraction of the largest count as flat (h = 0). A singular direction
@@ -32,10 +34,6 @@ keeps a target's figures the same for every sampler on it."""
 WARN_FRACTION = 0.05
 """Warn when the localizer's share exceeds this fraction of λ̂ (and a large model's bound
 on the stationarity drop, which is only a bound)."""
-DROP_MCSE = 2.0
-DROP_FRACTION = 0.01
-"""Warn when the computed stationarity drop exceeds DROP_MCSE × λ̂'s MCSE or DROP_FRACTION
-of λ̂, whichever is smaller: a bias the run's own error bar would hide is not silent."""
 HESSIAN_BATCH = 32
 """Hessian rows formed at once: the memory of a Hessian-vector product times this."""
 
@@ -162,17 +160,11 @@ def check_optimum(posterior, data, llc: float | None = None) -> Optimum:
         nbeta_over_gamma_needed=needed)
 
 
-def drop_threshold(llc: float, mcse: float | None) -> float:
-    """The stationarity drop a run with this λ̂ and MCSE warns above."""
-    fraction = DROP_FRACTION * abs(llc)
-    return fraction if mcse is None else min(DROP_MCSE * mcse, fraction)
-
-
 def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float,
                      size_key: str = "data.n", mcse: float | None = None) -> list[str]:
     """What to change when the geometry at w* makes λ̂ untrustworthy, naming the target's
     own keys (`size_key` sets its n); `mcse`, λ̂'s, sets how large a stationarity drop
-    goes unnoticed (`drop_threshold`). γ gets one direction: where the localizer
+    goes unnoticed (`estimator.bias_threshold`). γ gets one direction: where the localizer
     dominates, the advice is to lower it, so the other remedies leave γ out rather than
     say raise it."""
     found = []
@@ -202,7 +194,7 @@ def optimum_warnings(optimum: Optimum, llc: float, nbeta: float, gamma: float,
     drop = optimum.stationarity_drop
     if optimum.method == "dense" and drop is None:
         return found  # improper: the quadratic model predicts no drop
-    if drop is not None and drop > drop_threshold(llc, mcse):
+    if drop is not None and drop > bias_threshold(llc, mcse):
         found.append(
             f"w* is not stationary (‖∇L_n(w*)‖ = {optimum.grad_norm:.3g}): the gradient "
             f"lowers λ̂ by about {drop:.3g} ({drop / scale:.1%} of it"

@@ -12,7 +12,7 @@ import numpy as np
 from .artifacts import package_versions
 from .diagnostics import run_warnings
 from .errors import PrecisionError, SamplingFailed
-from .estimator import estimate_llc
+from .estimator import estimate_llc, extrapolate, step_bias_warnings
 from .optimum import check_optimum, optimum_warnings
 from .samplers import REGISTRY
 from .settings import as_dict
@@ -109,8 +109,7 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
     loss_star = float(loss_star)
     output, stats, remediation, spent = _sample_remedied(module, settings, posterior, data,
                                                          observing, loss_star)
-    estimate = estimate_llc(output.loss, output.burn_in, loss_star, posterior.nbeta,
-                            markov_chain=module.MARKOV_CHAIN)
+    estimate, step_bias = _estimate(module, output, loss_star, posterior.nbeta)
     if estimate.llc_mean is None:
         raise SamplingFailed(
             f"sampler {sampler_name!r}: all {estimate.chains_total} chains produced NaN/Inf "
@@ -121,7 +120,9 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
     warnings = (run_warnings(estimate, module.MARKOV_CHAIN, below)
                 + module.warnings(stats)
                 + optimum_warnings(optimum, estimate.llc_mean, posterior.nbeta,
-                                   posterior.gamma, target.size_key, estimate.llc_mcse))
+                                   posterior.gamma, target.size_key, estimate.llc_mcse)
+                + ([] if step_bias is None else step_bias_warnings(step_bias, estimate.llc_mean,
+                                                                    estimate.llc_mcse)))
     # The target's exact λ is the whole network's, not a restricted part's.
     exact = restricted_to is None
     true_llc = target.record["true_llc"] if exact else None
@@ -169,6 +170,7 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         status=run_status(estimate, warnings),
         remediation=tuple(remediation),
         versions=package_versions(),
+        **({} if step_bias is None else vars(step_bias)),
     )
     traces = {"loss": output.loss, "grad_evals_at": output.grad_evals_at,
               "burn_in": np.asarray(output.burn_in), "loss_star": np.asarray(loss_star),
@@ -184,6 +186,16 @@ def run_sampler(settings, target, *, experiment: str, sampler_name: str, where: 
         if observe.get("mask") is not None:
             traces["observed_mask"] = np.asarray(observe["mask"], bool)
     return summary, traces
+
+
+def _estimate(module, output, loss_star: float, nbeta: float):
+    """(estimate, step bias): the chains' estimate, or, when they ran with half-step twins
+    (`half_step_loss` in the trace), the extrapolated one and the bias it removed."""
+    half = output.traces.get("half_step_loss")
+    if half is None:
+        return estimate_llc(output.loss, output.burn_in, loss_star, nbeta,
+                            markov_chain=module.MARKOV_CHAIN), None
+    return extrapolate(output.loss, half, output.burn_in, loss_star, nbeta)
 
 
 COSTS = ("grad_evals", "compile_seconds", "sample_seconds")

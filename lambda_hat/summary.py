@@ -85,6 +85,14 @@ class RunSummary(Estimate):
     order: the settings it changed, its λ̂ and MCSE, its warnings, its cost; the last is the
     one whose draws the estimate comes from (`kept`). Empty: it ran once. `settings` stay the
     entry's; the cost fields count every run."""
+    bias_correction: str | None = None
+    """How λ̂ was corrected for the step's bias (`richardson`: `estimator.extrapolate`);
+    None: it is the chains' own. Then the fields below hold the uncorrected λ̂ and the
+    bias removed."""
+    llc_uncorrected: float | None = None
+    llc_uncorrected_mcse: float | None = None
+    step_bias: float | None = None
+    step_bias_mcse: float | None = None
     version: int = VERSION
 
     def to_dict(self) -> dict:

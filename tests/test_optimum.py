@@ -18,6 +18,7 @@ import pytest
 
 from lambda_hat import optimum
 from lambda_hat.aggregate import aggregate_runs
+from lambda_hat.estimator import bias_threshold
 from lambda_hat.posterior import Posterior
 from support import build_and_sample
 
@@ -119,8 +120,8 @@ def test_a_stationarity_drop_beyond_the_error_bar_is_not_silent():
     assert moved.stationarity_drop == pytest.approx(0.045 * llc, rel=0.02)
     (warning,) = optimum.optimum_warnings(moved, llc, 100.0, 1.0, mcse=0.04)
     assert "not stationary" in warning and "MCSE" in warning
-    assert optimum.drop_threshold(llc, 0.04) == pytest.approx(0.02)   # 1% of λ̂ < 2 MCSE
-    assert optimum.drop_threshold(llc, 0.005) == pytest.approx(0.01)  # 2 MCSE < 1% of λ̂
+    assert bias_threshold(llc, 0.04) == pytest.approx(0.02)   # 1% of λ̂ < 2 MCSE
+    assert bias_threshold(llc, 0.005) == pytest.approx(0.01)  # 2 MCSE < 1% of λ̂
     slight = geometry([1.0] * 4, [0.005] * 4, llc=llc)  # drop ≈ 0.005: 0.25% of λ̂
     assert optimum.optimum_warnings(slight, llc, 100.0, 1.0, mcse=0.04) == []
     assert optimum.optimum_warnings(slight, llc, 100.0, 1.0, mcse=0.002) != []

@@ -4,6 +4,7 @@ spacing, their statistics and their warnings. JAX-free."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -58,7 +59,19 @@ class PilotedSettings(MinibatchSettings):
 
 
 @dataclass(frozen=True)
-class PreconditionedSettings(PilotedSettings):
+class LangevinSettings(PilotedSettings):
+    """The SGLD family's settings: the piloted minibatch ones and the removal of the step's
+    bias (`langevin.extrapolated`)."""
+
+    bias_correction: Literal["richardson", "none"] = "richardson"
+    """`richardson`: each chain has a twin at half the step, coupled to it (the same
+    minibatches and Gaussian draws), and λ̂ is 2·λ̂(ε/2) − λ̂(ε): the step's first-order
+    bias removed, at three gradients per step instead of one; the uncorrected λ̂(ε) is
+    kept beside it. `none`: λ̂(ε) alone."""
+
+
+@dataclass(frozen=True)
+class PreconditionedSettings(LangevinSettings):
     """The RMSProp moment (`preconditioners.rmsprop`) and its stabilizer a: `auto` sets
     a = `stabilizer_scale` · √(λ_max/nβ)."""
 

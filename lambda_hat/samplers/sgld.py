@@ -17,12 +17,12 @@ from typing import Literal
 from ..settings import is_auto
 from .base import Kernel
 from .minibatch import (CAN_BE_REFERENCE, FAILURE_HINT, LEAPFROG, LOSS_TRACE, MARKOV_CHAIN,
-                        PilotedSettings, check, remedy, summarize, warnings)
+                        LangevinSettings, check, remedy, summarize, warnings)
 
 
 
 @dataclass(frozen=True)
-class Settings(PilotedSettings):
+class Settings(LangevinSettings):
     kind: Literal["sgld"] = "sgld"
 
 
@@ -48,4 +48,4 @@ def build(settings: Settings, posterior, setup) -> Kernel:
     from .langevin import langevin_kernel
     from .preconditioners import identity
 
-    return langevin_kernel(settings, posterior, identity(), setup.step_size)
+    return langevin_kernel(settings, posterior, lambda steps: identity(), setup.step_size)

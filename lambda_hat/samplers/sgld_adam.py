@@ -47,6 +47,10 @@ def build(settings: Settings, posterior, setup) -> Kernel:
     from .langevin import langevin_kernel
     from .preconditioners import rmsprop, with_first_moment
 
-    preconditioner = with_first_moment(rmsprop(settings.beta2, setup.stabilizer),
-                                       settings.beta1)
-    return langevin_kernel(settings, posterior, preconditioner, setup.step_size)
+    # β1's short lag is part of the step's discretization (its heat is O(ε)), so the
+    # half-step twin keeps it per step; β2's long moment spans the same time.
+    return langevin_kernel(
+        settings, posterior,
+        lambda steps: with_first_moment(rmsprop(settings.beta2 ** (1 / steps), setup.stabilizer),
+                                        settings.beta1),
+        setup.step_size)

@@ -42,5 +42,6 @@ def build(settings: Settings, posterior, setup) -> Kernel:
     from .langevin import langevin_kernel
     from .preconditioners import rmsprop
 
-    return langevin_kernel(settings, posterior, rmsprop(settings.beta2, setup.stabilizer),
-                           setup.step_size)
+    return langevin_kernel(
+        settings, posterior,
+        lambda steps: rmsprop(settings.beta2 ** (1 / steps), setup.stabilizer), setup.step_size)
