@@ -34,7 +34,8 @@ STAT_NAMES = {
 """trace.npz names -> ArviZ's conventional sample_stats names; other per-draw arrays
 (`mala_acceptance`, `log_weight`, `grad_evals`) keep their own."""
 
-NOT_STATS = frozenset({"loss", "grad_evals_at", "burn_in", "loss_star", "observed_L_n",
+NOT_STATS = frozenset({"loss", "half_step_loss", "grad_evals_at", "burn_in", "loss_star",
+                       "observed_L_n",
                        "observed_losses_at_w_star", "observed_mask"})
 
 
@@ -122,7 +123,9 @@ def inference_data_of(summary: RunSummary, trace: dict,
     """A run's summary and traces as an `arviz.InferenceData`.
 
     `posterior`: `L_n` and `llc` = nβ (L_n − L_n(w*)) per (chain, draw), the draws kept
-    after burn-in, and `observed_losses` (per observed point, or point and token) when the run
+    after burn-in (under a step-bias correction, `L_n_half_step` the twins' and `llc` the
+    extrapolated nβ(2 L_n_half_step − L_n − L_n(w*)), `llc_uncorrected` the chains' own),
+    and `observed_losses` (per observed point, or point and token) when the run
     observed points; `sample_stats`: the run's per-draw statistics (`STAT_NAMES`; HMC and
     NUTS `n_steps`; `step_size` the adapted one per chain where the trace has none: HMC
     jitters it per draw around that); the burn-in draws, if any, in `warmup_posterior` and
@@ -137,6 +140,11 @@ def inference_data_of(summary: RunSummary, trace: dict,
                             f"{loss.shape}, burn_in {burn_in} vs {summary.burn_in})")
     draws = {"L_n": loss,
              "llc": summary.nbeta * (loss.astype(np.float64) - summary.loss_star)}
+    if "half_step_loss" in trace:
+        half = trace["half_step_loss"]
+        draws.update({"L_n_half_step": half, "llc_uncorrected": draws["llc"],
+                      "llc": summary.nbeta * (2 * half.astype(np.float64) - loss
+                                              - summary.loss_star)})
     dims, coords = {}, {}
     if "observed_losses" in trace:
         observed = draws["observed_losses"] = np.asarray(trace["observed_losses"])

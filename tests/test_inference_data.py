@@ -114,6 +114,13 @@ def test_minibatch_run_keeps_its_burn_in_apart(runs, tmp_path):
     data = az.from_netcdf(write_trace_nc(runs["sgld"], tmp_path / "trace.nc"))
     assert data.posterior["L_n"].dtype == np.float32
     np.testing.assert_array_equal(data.posterior["L_n"].values, trace["loss"][:, burn_in:])
+    # the step's bias removed (bias_correction: richardson): the posterior's llc is the
+    # extrapolated trace, whose mean is the run's λ̂; the chains' own beside it
+    np.testing.assert_array_equal(data.posterior["L_n_half_step"].values,
+                                  trace["half_step_loss"][:, burn_in:])
+    assert float(data.posterior["llc"].mean()) == pytest.approx(summary.llc_mean, rel=1e-9)
+    assert float(data.posterior["llc_uncorrected"].mean()) == pytest.approx(
+        summary.llc_uncorrected, rel=1e-9)
     np.testing.assert_array_equal(data.warmup_posterior["L_n"].values,
                                   trace["loss"][:, :burn_in])
     stats = data.sample_stats

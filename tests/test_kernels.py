@@ -47,7 +47,7 @@ def _close(actual, expected):
 
 
 def test_sgld_step():
-    settings, kernel, state, params = _setup("sgld")
+    settings, kernel, state, params = _setup("sgld", bias_correction="none")
     state = state._replace(position=jnp.asarray(W0, jnp.float32))
     new, info = kernel.step(KEY, state, params)
     _, noise_key = jax.random.split(KEY)
@@ -59,7 +59,7 @@ def test_sgld_step():
 
 def test_rmsprop_sgld_first_step():
     """From zero moments: v̂ = g², so ε_t = ε/(|g| + a)."""
-    settings, kernel, state, params = _setup("sgld_rmsprop", stabilizer=0.5)
+    settings, kernel, state, params = _setup("sgld_rmsprop", stabilizer=0.5, bias_correction="none")
     state = state._replace(position=jnp.asarray(W0, jnp.float32))
     new, _ = kernel.step(KEY, state, params)
     _, noise_key = jax.random.split(KEY)
@@ -71,7 +71,7 @@ def test_rmsprop_sgld_first_step():
 
 
 def test_adam_sgld_step_from_given_moments():
-    settings, kernel, state, params = _setup("sgld_adam", stabilizer=0.1)
+    settings, kernel, state, params = _setup("sgld_adam", stabilizer=0.1, bias_correction="none")
     m0, v0, count = np.array([0.2, -0.1, 0.4]), np.array([0.3, 0.2, 0.1]), 3
     state = state._replace(position=jnp.asarray(W0, jnp.float32), preconditioner=type(
         state.preconditioner)(type(state.preconditioner.inner)(
@@ -89,6 +89,46 @@ def test_adam_sgld_step_from_given_moments():
     expected = W0 + eps_t / 2 * drift + np.sqrt(eps_t) * _noise(noise_key)
     _close(new.position, expected)
     _close(new.preconditioner.m, m)
+
+
+def test_a_chain_and_its_half_step_twin_share_their_draws():
+    """bias_correction: richardson (the default): the twin takes two steps of ε/2 with draws
+    ξ₁, ξ₂ (keys: split, then each split into batch and noise), the chain one step of ε with
+    (ξ₁ + ξ₂)/√2; RMSProp's twin decays v̂ by √β2 per step (the same span of time)."""
+    for kind in ("sgld", "sgld_rmsprop"):
+        settings, kernel, state, params = _setup(kind, **({} if kind == "sgld"
+                                                          else {"stabilizer": 0.5}))
+        assert settings.bias_correction == "richardson"
+        w0 = jnp.asarray(W0, jnp.float32)
+        state = state._replace(chain=state.chain._replace(position=w0),
+                               half=state.half._replace(position=w0))
+        new, info = kernel.step(KEY, state, params)
+        first, second = jax.random.split(KEY)
+        xi1, xi2 = (_noise(jax.random.split(k)[1]) for k in (first, second))
+        c = np.asarray(POSTERIOR.coefficients)
+        eps = settings.step_size
+        if kind == "sgld":
+            mid = W0 + eps / 4 * _grad_log_p(W0) + np.sqrt(eps / 2) * xi1
+            end = mid + eps / 4 * _grad_log_p(mid) + np.sqrt(eps / 2) * xi2
+            chain = W0 + eps / 2 * _grad_log_p(W0) + np.sqrt(eps) * (xi1 + xi2) / np.sqrt(2)
+        else:
+            def moved(w, v, count, step, b2, xi):
+                g = 2 * c * w
+                v = b2 * v + (1 - b2) * g * g
+                eps_t = step / (np.sqrt(v / (1 - b2 ** count)) + 0.5)
+                return w + eps_t / 2 * _grad_log_p(w) + np.sqrt(eps_t) * xi, v
+
+            root = np.sqrt(settings.beta2)
+            mid, v = moved(W0, 0.0, 1, eps / 2, root, xi1)
+            end, v = moved(mid, v, 2, eps / 2, root, xi2)
+            _close(new.half.preconditioner.v, v)
+            chain, _ = moved(W0, 0.0, 1, eps, settings.beta2, (xi1 + xi2) / np.sqrt(2))
+        _close(new.half.position, end)
+        _close(new.chain.position, chain)
+        _close(new.position, chain)
+        _close(info.loss, np.sum(c * W0**2))
+        _close(info.half_step_loss, (np.sum(c * W0**2) + np.sum(c * mid**2)) / 2)
+        assert float(info.grad_evals) == pytest.approx(3 * settings.batch_size / POSTERIOR.n)
 
 
 @pytest.mark.parametrize("kind", ["sgnht", "sghmc"])
@@ -117,7 +157,7 @@ def test_momentum_steps(kind):
 
 def test_mala_probe():
     """Acceptance of one Langevin proposal with step s from w, both directions scored."""
-    settings, kernel, state, params = _setup("sgld")
+    settings, kernel, state, params = _setup("sgld", bias_correction="none")
     state = state._replace(position=jnp.asarray(W0, jnp.float32))
     probe = kernel.probe(KEY, state, params)
     _, noise_key = jax.random.split(KEY)

@@ -208,9 +208,12 @@ def test_an_explicit_step_size_skips_the_pilot(smoke):
     assert stats["pilot_target_acceptance"] is None
     assert stats["step_size"] == pytest.approx(config["samplers"]["sgld"]["step_size"], rel=1e-6)
     assert stats["step_size_curvature"] is None and not stats["step_size_auto"]
+    # three minibatch gradients per step: the chain's and its half-step twin's two
+    # (bias_correction: richardson, the default), two per MALA probe
+    assert summary["bias_correction"] == "richardson"
     assert summary["grad_evals"] == pytest.approx(
         summary["chains_total"] * (config["samplers"]["sgld"]["steps"]
-                                   * (1 + 2 / stats["eval_every"])
+                                   * (3 + 2 / stats["eval_every"])
                                    * config["samplers"]["sgld"]["batch_size"]
                                    / config["targets"]["dln_small"]["data"]["n"]), rel=1e-6)
 

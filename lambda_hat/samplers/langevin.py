@@ -154,7 +154,7 @@ class TwinInfo(NamedTuple):
 
 
 def extrapolated(settings, posterior, preconditioners, moves, step) -> Kernel:
-    """The chain at ε and a twin at ε/2 (Richardson extrapolation, docs/theory.md §6.2).
+    """The chain at ε and a twin at ε/2 (Richardson extrapolation, docs/theory.md §6.4).
 
     The Euler–Maruyama bias of λ̂ is a ε + O(ε²), so 2·λ̂(ε/2) − λ̂(ε) has none of the first
     order. Per step of the chain the twin takes two, with Gaussian draws ξ₁, ξ₂ and the
