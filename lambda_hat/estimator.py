@@ -137,17 +137,19 @@ def extrapolate(loss: np.ndarray, half_step_loss: np.ndarray, burn_in: int, loss
 
 
 def step_bias_warnings(bias: StepBias, llc: float, mcse: float | None) -> list[str]:
-    """What extrapolation leaves: on a Gaussian direction the bias is λ(x + x² + …) in the
-    step's dimensionless size x, and 2·λ̂(ε/2) − λ̂(ε) keeps −λx²/2 of it, at least
-    B²/(2λ̂) over all directions for a removed bias B (Cauchy–Schwarz). Above
-    `bias_threshold` it warns: the step is too large for the correction to be trusted."""
+    """What extrapolation may leave. On a Gaussian direction of dimensionless step x the
+    Euler–Maruyama bias is λ(x + x² + …) and 2·λ̂(ε/2) − λ̂(ε) keeps −λx²/2 of it: over all
+    directions at least B²/(2λ̂) for a removed bias B (Cauchy–Schwarz). Minibatch noise's
+    share of B has a smaller second order, so B²/(2λ̂) is the scale of what is left, not a
+    bound. Above `bias_threshold` it warns: the step is too large to be sure of the
+    correction."""
     if bias.step_bias is None or not llc:
         return []
     left = bias.step_bias ** 2 / (2 * abs(llc))
     if left <= bias_threshold(llc, mcse):
         return []
     return [f"the step size's bias ({bias.step_bias:+.3g}, {bias.step_bias / llc:.1%} of λ̂) "
-            f"was removed to first order; at least {left:.2g} is left "
+            f"was removed to first order; what is left is of order {left:.2g} "
             f"({'' if mcse is None else f'{left / mcse:.1f} MCSE, '}{left / abs(llc):.1%}): "
-            "take a smaller step (raise target_acceptance or lower step_size_scale; or a "
-            "smaller step_size)"]
+            "take a smaller step to be sure (raise target_acceptance or lower "
+            "step_size_scale; or a smaller step_size)"]

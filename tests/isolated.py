@@ -18,7 +18,8 @@ import numpy as np
 SUMMARY_KEYS = ("kind", "dtype", "llc_mean", "llc_std", "llc_mcse", "true_llc", "rel_error",
                 "ess", "r_hat", "chains_total", "chains_failed", "grad_evals",
                 "ess_per_grad_eval", "compile_seconds", "sample_seconds", "wall_seconds",
-                "warnings", "stats", "nbeta", "n", "d", "optimum")
+                "warnings", "stats", "nbeta", "n", "d", "optimum", "bias_correction",
+                "llc_uncorrected", "llc_uncorrected_mcse", "step_bias", "step_bias_mcse")
 
 
 def settings_for(kind: str, **overrides):
