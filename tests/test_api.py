@@ -25,7 +25,7 @@ def linear_target(repo_root, tmp_path_factory):
 
 @pytest.mark.parametrize("dtype, sampler", [
     ("float64", {"kind": "hmc", "warmup": 100, "draws": 200, "seed": 3, "observe": 5}),
-    ("float32", {"kind": "sgld", "steps": 2000, "seed": 3, "observe": 7}),
+    ("float32", {"kind": "sgld", "steps": 1000, "seed": 3, "observe": 7}),
 ])
 def test_the_api_gives_the_pipelines_number_bit_for_bit(linear_target, dtype, sampler):
     """λ̂, the loss trace and the observed losses (a sampler's `observe:` in a file, indices
